@@ -1,0 +1,1 @@
+"""Katib-style hyperparameter tuning: run Katib v1beta1 experiments locally or on a cluster."""

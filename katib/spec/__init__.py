@@ -1,0 +1,41 @@
+"""Katib v1beta1 Experiment: models, loading, defaults, validation and trial rendering."""
+
+from katib.spec._models import (
+    API_VERSION,
+    KIND,
+    AlgorithmSetting,
+    AlgorithmSpec,
+    CollectorKind,
+    Experiment,
+    ExperimentSpec,
+    FeasibleSpace,
+    MetricsCollectorSpec,
+    MetricStrategy,
+    Objective,
+    ObjectiveType,
+    ParameterSpec,
+    ParameterType,
+    ResumePolicy,
+    TrialParameterSpec,
+    TrialTemplate,
+)
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "AlgorithmSetting",
+    "AlgorithmSpec",
+    "CollectorKind",
+    "Experiment",
+    "ExperimentSpec",
+    "FeasibleSpace",
+    "MetricStrategy",
+    "MetricsCollectorSpec",
+    "Objective",
+    "ObjectiveType",
+    "ParameterSpec",
+    "ParameterType",
+    "ResumePolicy",
+    "TrialParameterSpec",
+    "TrialTemplate",
+]

@@ -1,0 +1,197 @@
+"""The suggestion algorithm contract.
+
+An algorithm is a function of the trial history plus its own state (the designer pattern):
+
+1. The controller builds it with :meth:`Algorithm.create` from the search space, the
+   objective direction and the user's settings (already validated by
+   :meth:`Algorithm.validate_settings`).
+2. If state was stored, the controller calls :meth:`load_state` with it.
+3. The controller calls :meth:`update` with every finished trial it has not passed before (on
+   start: the whole history, once; then only the newly finished ones) and with the trials
+   still running. Implementations must tolerate seeing a finished trial twice (identified by
+   name) and must count it once.
+4. :meth:`suggest` returns up to ``count`` new assignments that differ from the running
+   trials' where the space allows. An empty list means the space is exhausted.
+5. After each ``suggest`` the controller stores :meth:`dump_state` (JSON-serialisable).
+
+The state holds what cannot be rebuilt from the history (random generator positions, grid
+cursors); the history is fed again on every start. An algorithm never opens a database, a
+file or a socket. It is not thread-safe: one controller drives one instance.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from suggestion._space import SearchSpace
+
+# Trial states an algorithm can see; mirrors katib's trial states.
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+EARLY_STOPPED = "EarlyStopped"
+METRICS_UNAVAILABLE = "MetricsUnavailable"
+KILLED = "Killed"
+RUNNING = "Running"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What an algorithm knows of one trial.
+
+    ``objective`` is the objective metric already reduced by its metric strategy, in the
+    user's direction (not negated); None when the trial produced no objective value.
+    """
+
+    name: str
+    assignments: Mapping[str, str]
+    state: str
+    objective: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state not in (RUNNING, "Created", "Pending")
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One algorithm setting: its default (as Katib writes it, a string) and a checker.
+
+    ``check`` returns an error message for a bad value, or None.
+    """
+
+    default: str | None
+    description: str = ""
+    check: Any = None  # Callable[[str], str | None]; typed loosely so dataclass stays frozen
+
+
+class Algorithm(ABC):
+    """Base class of every suggestion algorithm; see the module docstring for the contract."""
+
+    #: The name users write in ``algorithm.algorithmName``.
+    name: ClassVar[str] = ""
+    #: Known settings with defaults; anything else is rejected by name.
+    settings_spec: ClassVar[dict[str, SettingSpec]] = {}
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        maximize: bool,
+        settings: Mapping[str, str] | None = None,
+        max_trial_count: int | None = None,
+        parallel_trial_count: int = 1,
+    ) -> None:
+        self.space = space
+        self.maximize = maximize
+        self.settings = self.resolve_settings(settings or {})
+        self.max_trial_count = max_trial_count
+        self.parallel_trial_count = parallel_trial_count
+
+    @classmethod
+    def resolve_settings(cls, settings: Mapping[str, str]) -> dict[str, str]:
+        """The user's settings over the defaults (None defaults stay unset)."""
+        out = {k: s.default for k, s in cls.settings_spec.items() if s.default is not None}
+        out.update(settings)
+        return out
+
+    @classmethod
+    def validate_settings(cls, settings: Mapping[str, str]) -> list[tuple[str, str]]:
+        """Problems with the settings as ``(setting name, message)`` pairs."""
+        problems: list[tuple[str, str]] = []
+        for key, value in settings.items():
+            spec = cls.settings_spec.get(key)
+            if spec is None:
+                known = ", ".join(sorted(cls.settings_spec)) or "none"
+                problems.append((key, f"unknown setting for {cls.name} (known: {known})"))
+                continue
+            if spec.check is not None:
+                message = spec.check(value)
+                if message:
+                    problems.append((key, message))
+        return problems
+
+    @classmethod
+    def validate_space(
+        cls,
+        space: SearchSpace,
+        *,
+        settings: Mapping[str, str],
+        max_trial_count: int | None,
+        parallel_trial_count: int | None,
+    ) -> list[tuple[str | None, str]]:
+        """Problems with using this algorithm on ``space``: ``(parameter name or None, msg)``."""
+        return []
+
+    @abstractmethod
+    def update(self, completed: Sequence[TrialRecord], active: Sequence[TrialRecord]) -> None:
+        """Take in finished trials (new or seen before) and the currently active ones."""
+
+    @abstractmethod
+    def suggest(self, count: int) -> list[dict[str, str]]:
+        """Up to ``count`` new assignments, parameter name → formatted value string."""
+
+    def dump_state(self) -> dict[str, Any]:
+        """JSON-serialisable state that history alone cannot rebuild."""
+        return {}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Restore what :meth:`dump_state` returned."""
+
+
+def check_int(minimum: int | None = None, maximum: int | None = None) -> Any:
+    """A setting checker for integers in ``[minimum, maximum]``."""
+
+    def check(value: str) -> str | None:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            return f"must be an integer, got {value!r}"
+        if minimum is not None and number < minimum:
+            return f"must be >= {minimum}, got {number}"
+        if maximum is not None and number > maximum:
+            return f"must be <= {maximum}, got {number}"
+        return None
+
+    return check
+
+
+def check_float(
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    exclusive_min: bool = False,
+) -> Any:
+    """A setting checker for numbers in a range."""
+
+    def check(value: str) -> str | None:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return f"must be a number, got {value!r}"
+        if number != number:
+            return "must be a number, got NaN"
+        if minimum is not None:
+            if exclusive_min and number <= minimum:
+                return f"must be > {minimum}, got {value}"
+            if not exclusive_min and number < minimum:
+                return f"must be >= {minimum}, got {value}"
+        if maximum is not None and number > maximum:
+            return f"must be <= {maximum}, got {value}"
+        return None
+
+    return check
+
+
+def check_choice(*choices: str) -> Any:
+    """A setting checker for one of fixed words."""
+
+    def check(value: str) -> str | None:
+        if value not in choices:
+            return f"must be one of {', '.join(choices)}, got {value!r}"
+        return None
+
+    return check

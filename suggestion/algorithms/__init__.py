@@ -1,0 +1,1 @@
+"""Built-in suggestion algorithms, one module each."""

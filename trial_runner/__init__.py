@@ -1,0 +1,1 @@
+"""Trial launchers and metrics collectors."""

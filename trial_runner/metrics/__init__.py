@@ -1,0 +1,1 @@
+"""Metrics collectors: parse what a trial reports into observations."""
