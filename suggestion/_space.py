@@ -149,7 +149,7 @@ class SearchSpace:
                     min=_num(fs.min),
                     max=_num(fs.max),
                     step=_num(fs.step),
-                    values=tuple(fs.list or ()),
+                    values=tuple(fs.values or ()),
                     distribution=fs.distribution or UNIFORM,
                 )
             )

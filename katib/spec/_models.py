@@ -170,7 +170,8 @@ class AlgorithmSpec(_Wire):
 class FeasibleSpace(_Wire):
     max: str | None = None
     min: str | None = None
-    list: list[str] | None = None
+    # ``list`` on the wire; a field named list would shadow the builtin in this class body.
+    values: list[str] | None = Field(default=None, alias="list")
     step: str | None = None
     distribution: str | None = None
 
@@ -179,7 +180,7 @@ class FeasibleSpace(_Wire):
     def _coerce(cls, value: Any) -> Any:
         return _scalar_to_str(value)
 
-    @field_validator("list", mode="before")
+    @field_validator("values", mode="before")
     @classmethod
     def _coerce_list(cls, value: Any) -> Any:
         if isinstance(value, list):

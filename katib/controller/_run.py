@@ -1,0 +1,521 @@
+"""The thin loop that carries out :func:`reconcile`'s decisions for one experiment.
+
+:class:`ExperimentRun` owns one experiment while it runs: it claims it in the database (so two
+controllers never drive the same experiment), feeds the algorithm, launches trials, turns
+launcher events into stored trial states, and keeps the optimal trial. It holds counts and the
+incumbent in memory, so the per-trial work is a handful of single-row writes, however long the
+history.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from katib._time import now
+from katib.controller._optimal import (
+    OPTIMAL_CANDIDATE_STATES,
+    MetricAccumulator,
+    is_better,
+    optimal_trial,
+)
+from katib.controller._reconcile import (
+    Complete,
+    ExperimentState,
+    Launch,
+    Suggest,
+    reconcile,
+)
+from katib.errors import ConflictError, KatibError
+from katib.records import (
+    REASON_INTERRUPTED,
+    Condition,
+    ExperimentCondition,
+    ExperimentRecord,
+    TrialRecord,
+    TrialState,
+)
+from katib.spec import CollectorKind, primary_container, render_trial_spec
+from katib.storage import ObservationPoint, Storage
+from suggestion import Algorithm, SearchSpace, get_algorithm
+from suggestion import TrialRecord as AlgorithmTrial
+from trial_runner._events import Event, Launcher, MetricsReported, TrialExited
+from trial_runner.local import ProcessSpec, kill_leftover
+from trial_runner.metrics import MetricsParser
+
+#: A controller whose heartbeat is older than this is presumed gone (other hosts only: on
+#: this host the owner's pid is checked directly).
+OWNER_TIMEOUT = 30.0
+HEARTBEAT_INTERVAL = 2.0
+
+REASON_EXPERIMENT_DONE = "ExperimentCompleted"
+LOCAL_COLLECTORS = {CollectorKind.STDOUT.value}
+
+
+def new_owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_alive(owner: str | None, heartbeat: float | None) -> bool:
+    """Whether the controller named ``owner`` still drives its experiment."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        pid = int(pid_text)
+        return pid != os.getpid() and psutil.pid_exists(pid)
+    return heartbeat is not None and now() - heartbeat < OWNER_TIMEOUT
+
+
+class RunObserver:
+    """Callbacks for progress displays; every method is optional."""
+
+    def trial_started(self, run: ExperimentRun, trial: TrialRecord) -> None:
+        pass
+
+    def trial_finished(self, run: ExperimentRun, trial: TrialRecord) -> None:
+        pass
+
+    def experiment_finished(self, run: ExperimentRun) -> None:
+        pass
+
+    def message(self, run: ExperimentRun, text: str) -> None:
+        pass
+
+
+class ExperimentRun:
+    """Drives one experiment: claim, resume, launch, collect, complete."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        record: ExperimentRecord,
+        launcher: Launcher,
+        *,
+        sink: Callable[[Event], None],
+        logs_root: Path,
+        owner: str | None = None,
+        observer: RunObserver | None = None,
+    ) -> None:
+        self.storage = storage
+        self.record = record
+        self.spec = record.spec
+        self.launcher = launcher
+        self.sink = sink
+        self.logs_root = logs_root
+        self.owner = owner or new_owner_id()
+        self.observer = observer or RunObserver()
+        objective = self.spec.spec.objective
+        assert objective is not None
+        self.objective = objective
+        self.metric_names = objective.all_metric_names()
+        self.trials: dict[str, TrialRecord] = {}  # active trials by name
+        self.accumulators: dict[str, MetricAccumulator] = {}
+        self.counts: Counter[TrialState] = Counter()
+        self.pending: list[str] = []
+        self.best: TrialRecord | None = None
+        self.exhausted = False
+        self.completing: Complete | None = None
+        self.done = False
+        self.last_heartbeat = 0.0
+        self.algorithm: Algorithm | None = None
+        self.recent: list[TrialRecord] = []  # finished trials, newest last, for displays
+        self._claimed = False
+
+    # Start -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Claim the experiment, clean up after an interrupted run, build the algorithm."""
+        record = self.record
+        if not self.storage.claim(record.id, self.owner, expected=record.owner):
+            raise ConflictError(
+                f"experiment {record.namespace}/{record.name} is being run by another process"
+            )
+        self._claimed = True
+        collector = self.spec.spec.metrics_collector_spec
+        kind = collector.collector.kind if collector and collector.collector else "StdOut"
+        if kind not in LOCAL_COLLECTORS:
+            raise KatibError(
+                f"metrics collector kind {kind} is not supported by local runs yet "
+                "(use StdOut)"
+            )
+        history = self.storage.list_trials(record.id)
+        finished: list[TrialRecord] = []
+        for trial in history:
+            if trial.state == TrialState.RUNNING or (
+                trial.state == TrialState.KILLED and trial.reason == REASON_INTERRUPTED
+            ):
+                if trial.pid is not None:
+                    kill_leftover(trial.pid, trial.started_at)
+                self.storage.reset_trial(trial.id)
+                trial.state = TrialState.CREATED
+            if trial.state == TrialState.CREATED:
+                self.pending.append(trial.name)
+                self.trials[trial.name] = trial
+            else:
+                finished.append(trial)
+            self.counts[trial.state] += 1
+        self.best = optimal_trial(finished, self.objective)
+        self.recent = finished[-50:]
+        self.algorithm = self._build_algorithm()
+        stored = self.storage.load_algorithm_state(record.id)
+        if stored is not None and stored[0] == self.algorithm.name:
+            self.algorithm.load_state(stored[1])
+        self.algorithm.update(
+            [_for_algorithm(t) for t in finished],
+            [_for_algorithm(t) for t in self.trials.values()],
+        )
+        if record.condition != ExperimentCondition.RUNNING:
+            self._set_condition(ExperimentCondition.RUNNING, "ExperimentRunning",
+                                "Experiment is running")
+        if record.started_at is None:
+            self.storage.update_experiment(record.id, started_at=now())
+        self.storage.update_experiment(record.id, message="")
+        self.last_heartbeat = time.monotonic()
+
+    def _build_algorithm(self) -> Algorithm:
+        spec = self.spec.spec
+        assert spec.algorithm is not None and spec.algorithm.algorithm_name
+        cls = get_algorithm(spec.algorithm.algorithm_name)
+        return cls(
+            SearchSpace.from_spec(spec.parameters),
+            maximize=self.objective.type == "maximize",
+            settings=spec.algorithm.settings_dict(),
+            max_trial_count=spec.max_trial_count,
+            parallel_trial_count=spec.parallel_trial_count or 1,
+        )
+
+    # Decisions ---------------------------------------------------------------------------
+
+    def state(self) -> ExperimentState:
+        spec = self.spec.spec
+        return ExperimentState(
+            counts=dict(self.counts),
+            pending=tuple(self.pending),
+            max_trial_count=spec.max_trial_count,
+            parallel_trial_count=spec.parallel_trial_count or 1,
+            max_failed_trial_count=spec.max_failed_trial_count,
+            maximize=self.objective.type == "maximize",
+            goal=self.objective.goal,
+            best_objective=None if self.best is None else self.best.objective,
+            exhausted=self.exhausted,
+            stop_requested=self.record.stop_requested,
+        )
+
+    def step(self) -> None:
+        """Reconcile until nothing more can be done without waiting for an event."""
+        while not self.done and self.completing is None:
+            decision = reconcile(self.state())
+            progressed = False
+            for action in decision.actions:
+                if isinstance(action, Complete):
+                    self._complete(action)
+                    return
+                if isinstance(action, Launch):
+                    for name in action.trial_names:
+                        self.pending.remove(name)
+                        self._launch(self.trials[name])
+                    progressed = True
+                elif isinstance(action, Suggest):
+                    progressed = self._suggest(action.count) or progressed
+            if not progressed:
+                return
+
+    def _suggest(self, count: int) -> bool:
+        """Ask for ``count`` trials; True if anything changed (trials or exhaustion)."""
+        assert self.algorithm is not None
+        try:
+            suggestions = self.algorithm.suggest(count)
+        except Exception as e:  # noqa: BLE001 - an algorithm bug fails the experiment cleanly
+            self._complete(Complete(
+                ExperimentCondition.FAILED, "SuggestionFailed",
+                f"algorithm {self.algorithm.name} failed: {type(e).__name__}: {e}",
+            ))
+            return False
+        self.storage.save_algorithm_state(
+            self.record.id, self.algorithm.name, self.algorithm.dump_state()
+        )
+        if not suggestions:
+            self.exhausted = True
+            return True
+        labels = {"katib.kubeflow.org/experiment": self.record.name}
+        for assignments in suggestions:
+            trial = self.storage.create_trial(self.record, assignments, labels=labels)
+            self.counts[TrialState.CREATED] += 1
+            self.trials[trial.name] = trial
+            self._launch(trial)
+        return True
+
+    # Trials ------------------------------------------------------------------------------
+
+    def log_path(self, trial_name: str) -> Path:
+        return self.logs_root / self.record.namespace / self.record.name / f"{trial_name}.log"
+
+    def _launch(self, trial: TrialRecord) -> None:
+        self.accumulators[trial.name] = MetricAccumulator()
+        try:
+            process = self._process_spec(trial)
+        except KatibError as e:
+            self._finish(trial, TrialState.FAILED, "InvalidTrialTemplate", str(e), None, [])
+            return
+        started = now()
+        pid = self.launcher.launch(trial.name, process, self.sink)
+        if pid is None:
+            return  # the launcher already reported TrialExited with the reason
+        self.counts[TrialState.CREATED] -= 1
+        self.counts[TrialState.RUNNING] += 1
+        trial.state, trial.pid, trial.started_at = TrialState.RUNNING, pid, started
+        trial.reason, trial.message = "TrialRunning", "Trial is running"
+        self.storage.update_trial(
+            trial.id, state=TrialState.RUNNING, pid=pid, started_at=started,
+            reason=trial.reason, message=trial.message,
+        )
+        self.observer.trial_started(self, trial)
+
+    def _process_spec(self, trial: TrialRecord) -> ProcessSpec:
+        template = self.spec.spec.trial_template
+        assert template is not None
+        manifest = render_trial_spec(
+            self.spec, trial.assignments, trial_name=trial.name,
+            namespace=self.record.namespace, labels=trial.labels,
+        )
+        container = primary_container(manifest, template.primary_container_name or "")
+        command = container.get("command") or []
+        args = container.get("args") or []
+        argv = [str(a) for a in [*command, *args]]
+        if not command:
+            raise KatibError(
+                f"container {template.primary_container_name!r} has no command: locally the "
+                "image's entrypoint is not known, so the trial needs an explicit command"
+            )
+        if argv[0] in ("python", "python3"):
+            # Trials use the interpreter (and virtual environment) that runs katib.
+            argv[0] = sys.executable
+        base = Path(self.record.source_dir or ".")
+        working_dir = container.get("workingDir")
+        cwd = base / working_dir if working_dir else base
+        env = {
+            "PYTHONUNBUFFERED": "1",
+            "KATIB_TRIAL_NAME": trial.name,
+            "KATIB_EXPERIMENT_NAME": self.record.name,
+            "KATIB_NAMESPACE": self.record.namespace,
+        }
+        for item in container.get("env") or []:
+            if isinstance(item, Mapping) and "name" in item and "value" in item:
+                env[str(item["name"])] = str(item["value"])
+        deadline = (manifest.get("spec") or {}).get("activeDeadlineSeconds")
+        return ProcessSpec(
+            argv=argv,
+            cwd=str(cwd),
+            log_path=self.log_path(trial.name),
+            env=env,
+            parse_line=self._parser().parse_line,
+            deadline_seconds=float(deadline) if isinstance(deadline, int | float) else None,
+        )
+
+    def _parser(self) -> MetricsParser:
+        parser = getattr(self, "_metrics_parser", None)
+        if parser is None:
+            collector = self.spec.spec.metrics_collector_spec
+            formats = None
+            if collector and collector.source and collector.source.filter:
+                formats = collector.source.filter.metrics_format or None
+            parser = MetricsParser(self.metric_names, formats)
+            self._metrics_parser = parser
+        return parser
+
+    def handle(self, event: Event) -> None:
+        trial = self.trials.get(event.trial)
+        if trial is None:
+            return
+        points = _points(event.observations)
+        accumulator = self.accumulators.setdefault(trial.name, MetricAccumulator())
+        for point in points:
+            accumulator.add(point.metric_name, point.value)
+        if isinstance(event, MetricsReported):
+            self.storage.add_observations(trial.id, points)
+            return
+        assert isinstance(event, TrialExited)
+        state, reason, message = self._outcome(trial, event, accumulator)
+        self._finish(trial, state, reason, message, event.exit_code, points)
+
+    def _outcome(
+        self, trial: TrialRecord, event: TrialExited, acc: MetricAccumulator
+    ) -> tuple[TrialState, str, str]:
+        if event.error:
+            return TrialState.FAILED, "StartError", event.error
+        killed = event.killed_reason
+        if killed == REASON_INTERRUPTED:
+            return TrialState.KILLED, REASON_INTERRUPTED, "Trial was killed by an interruption"
+        if killed is not None and killed.startswith("DeadlineExceeded"):
+            return TrialState.FAILED, "DeadlineExceeded", killed.partition(": ")[2]
+        if killed is not None:
+            return TrialState.KILLED, killed, f"Trial was killed: {killed}"
+        code = event.exit_code
+        if code != 0:
+            return TrialState.FAILED, "Error", _describe_exit(code)
+        if acc.objective(self.objective) is None:
+            name = self.objective.objective_metric_name
+            return (
+                TrialState.METRICS_UNAVAILABLE,
+                "MetricsUnavailable",
+                f"objective metric {name} was never reported",
+            )
+        return TrialState.SUCCEEDED, "TrialSucceeded", "Trial has succeeded"
+
+    def _finish(
+        self,
+        trial: TrialRecord,
+        state: TrialState,
+        reason: str,
+        message: str,
+        exit_code: int | None,
+        points: list[ObservationPoint],
+    ) -> None:
+        accumulator = self.accumulators.pop(trial.name, MetricAccumulator())
+        previous = trial.state
+        trial.state, trial.reason, trial.message = state, reason, message
+        trial.exit_code, trial.completed_at = exit_code, now()
+        trial.metrics = dict(accumulator.summaries)
+        trial.objective = accumulator.objective(self.objective)
+        self.storage.finish_trial(
+            trial.id, points, state=state, reason=reason, message=message,
+            exit_code=exit_code, completed_at=trial.completed_at, metrics=trial.metrics,
+            objective=trial.objective,
+        )
+        self.counts[previous] -= 1
+        self.counts[state] += 1
+        self.trials.pop(trial.name, None)
+        if trial.name in self.pending:
+            self.pending.remove(trial.name)
+        self.recent.append(trial)
+        del self.recent[:-50]
+        if state != TrialState.KILLED or reason != REASON_INTERRUPTED:
+            self.exhausted = False  # new information: the algorithm may have more to say
+            if self.algorithm is not None:
+                self.algorithm.update(
+                    [_for_algorithm(trial)], [_for_algorithm(t) for t in self.trials.values()]
+                )
+        if (
+            state in OPTIMAL_CANDIDATE_STATES
+            and trial.objective is not None
+            and is_better(trial.objective, None if self.best is None else self.best.objective,
+                          self.objective)
+        ):
+            self.best = trial
+            self.storage.update_experiment(self.record.id, optimal_trial_name=trial.name)
+        self.observer.trial_finished(self, trial)
+        if self.completing is not None and not self.trials:
+            self._close()
+
+    # End ---------------------------------------------------------------------------------
+
+    def _complete(self, action: Complete) -> None:
+        self.completing = action
+        self._set_condition(action.condition, action.reason, action.message)
+        self.storage.update_experiment(self.record.id, completed_at=now())
+        for name in list(self.pending):
+            trial = self.trials[name]
+            self._finish(trial, TrialState.KILLED, REASON_EXPERIMENT_DONE,
+                         "Trial was not run: the experiment completed", None, [])
+        for name in list(self.trials):
+            self.launcher.kill(name, REASON_EXPERIMENT_DONE)
+        if not self.trials:
+            self._close()
+
+    def _close(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.storage.release(self.record.id, self.owner)
+        self._claimed = False
+        self.observer.experiment_finished(self)
+
+    def interrupt(self) -> None:
+        """Leave the experiment resumable after the trials were killed by an interruption."""
+        for trial in list(self.trials.values()):
+            # Trials whose exit event never arrived: record them as interrupted anyway.
+            if trial.state == TrialState.RUNNING:
+                self._finish(trial, TrialState.KILLED, REASON_INTERRUPTED,
+                             "Trial was killed by an interruption", None, [])
+        if self.completing is None:
+            self.storage.update_experiment(
+                self.record.id,
+                message="Interrupted: run the same file again to resume",
+            )
+        if self._claimed:
+            self.storage.release(self.record.id, self.owner)
+            self._claimed = False
+
+    def heartbeat(self) -> None:
+        """Renew the claim; pick up stop requests and budget edits made by other commands."""
+        self.last_heartbeat = time.monotonic()
+        fresh = self.storage.get_experiment_by_id(self.record.id)
+        if fresh.owner != self.owner:
+            return
+        self.storage.update_experiment(self.record.id, owner_heartbeat=now())
+        if fresh.stop_requested and not self.record.stop_requested:
+            self.record.stop_requested = True
+        spec, new = self.spec.spec, fresh.spec.spec
+        spec.max_trial_count = new.max_trial_count
+        spec.parallel_trial_count = new.parallel_trial_count
+        spec.max_failed_trial_count = new.max_failed_trial_count
+
+    def _set_condition(self, condition: ExperimentCondition, reason: str, message: str) -> None:
+        t = now()
+        conditions = [c for c in self.record.conditions if c.type != condition.value]
+        for c in conditions:
+            if c.type == ExperimentCondition.RUNNING.value and c.status == "True":
+                c.status, c.last_transition_time = "False", t
+        conditions.append(Condition(condition.value, "True", reason, message, t))
+        self.record.conditions = conditions
+        self.record.condition = condition
+        self.storage.update_experiment(
+            self.record.id, condition=condition, conditions=conditions, message=message
+        )
+
+
+def _points(observations: Any) -> list[ObservationPoint]:
+    t = now()
+    out: list[ObservationPoint] = []
+    for o in observations or ():
+        value = float(o.value)
+        if math.isnan(value) or math.isinf(value):
+            continue
+        out.append(ObservationPoint(o.name, value, o.step, o.timestamp or t))
+    return out
+
+
+def _for_algorithm(trial: TrialRecord) -> AlgorithmTrial:
+    return AlgorithmTrial(
+        name=trial.name,
+        assignments=trial.assignments,
+        state=str(trial.state),
+        objective=trial.objective,
+        metrics={k: v.latest for k, v in trial.metrics.items()},
+    )
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "the process ended without an exit status"
+    if code < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}"
+    return f"exited with code {code}"

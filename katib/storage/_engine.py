@@ -1,0 +1,97 @@
+"""Database URLs, engines and schema migration.
+
+The default database is ``$KATIB_HOME/katib.db`` (``~/.katib``), a SQLite file in WAL mode;
+any SQLAlchemy URL works through ``--db`` or ``KATIB_DB``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from katib.errors import KatibError
+
+#: The newest Alembic revision; a test checks it against migrations/versions.
+SCHEMA_REVISION = "0001"
+
+
+class StorageError(KatibError):
+    """The database cannot be opened or migrated."""
+
+
+def katib_home() -> Path:
+    return Path(os.environ.get("KATIB_HOME") or Path.home() / ".katib")
+
+
+def default_url() -> str:
+    env = os.environ.get("KATIB_DB")
+    if env:
+        return normalize_url(env)
+    return f"sqlite:///{katib_home() / 'katib.db'}"
+
+
+def normalize_url(url: str) -> str:
+    """Accept a plain file path as a SQLite database, and ``postgresql://`` as psycopg 3."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    # WAL lets readers (katib get, the dashboard) work while the controller writes;
+    # NORMAL sync is durable across process crashes, which is what matters here.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    try:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[1] if "///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, OSError, ValueError) as e:
+        raise StorageError(f"cannot open database {url!r}: {e}") from e
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (cheap when it already is)."""
+    try:
+        with engine.connect() as conn:
+            if inspect(conn).has_table("alembic_version"):
+                current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                if current == SCHEMA_REVISION:
+                    return
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot open database {engine.url!r}: {e}") from e
+    _upgrade(engine)
+
+
+def _upgrade(engine: Engine) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot migrate database {engine.url!r}: {e}") from e
