@@ -481,6 +481,7 @@ class ExperimentRun:
         conditions.append(Condition(condition.value, "True", reason, message, t))
         self.record.conditions = conditions
         self.record.condition = condition
+        self.record.message = message
         self.storage.update_experiment(
             self.record.id, condition=condition, conditions=conditions, message=message
         )

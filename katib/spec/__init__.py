@@ -1,5 +1,6 @@
 """Katib v1beta1 Experiment: models, loading, defaults, validation and trial rendering."""
 
+from katib.spec._loader import load_experiments, parse_experiment
 from katib.spec._models import (
     API_VERSION,
     KIND,
@@ -19,6 +20,14 @@ from katib.spec._models import (
     TrialParameterSpec,
     TrialTemplate,
 )
+from katib.spec._substitution import (
+    ConfigMapTemplateError,
+    PrimaryContainerNotFoundError,
+    TemplateError,
+    primary_container,
+    render_trial_spec,
+)
+from katib.spec._validation import validate_experiment, validate_restart
 
 __all__ = [
     "API_VERSION",
@@ -26,6 +35,7 @@ __all__ = [
     "AlgorithmSetting",
     "AlgorithmSpec",
     "CollectorKind",
+    "ConfigMapTemplateError",
     "Experiment",
     "ExperimentSpec",
     "FeasibleSpace",
@@ -35,7 +45,15 @@ __all__ = [
     "ObjectiveType",
     "ParameterSpec",
     "ParameterType",
+    "PrimaryContainerNotFoundError",
     "ResumePolicy",
+    "TemplateError",
     "TrialParameterSpec",
     "TrialTemplate",
+    "load_experiments",
+    "parse_experiment",
+    "primary_container",
+    "render_trial_spec",
+    "validate_experiment",
+    "validate_restart",
 ]

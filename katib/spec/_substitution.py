@@ -139,7 +139,8 @@ def render_trial_spec(
         name = match.group(1)
         if name not in references:
             raise TemplateError(
-                f"placeholder {match.group(0)} is not declared in spec.trialTemplate.trialParameters"
+                f"placeholder {match.group(0)} is not declared in"
+                " spec.trialTemplate.trialParameters"
             )
         reference = references[name] or ""
         meta_ref = parse_meta_reference(reference)

@@ -1,0 +1,931 @@
+"""Katib's admission rules for an Experiment, reporting every problem with its field path.
+
+This module owns the semantic checks that Katib's validating webhook makes (and a few more
+that users would otherwise only discover when a trial fails): a defaulted
+:class:`~katib.spec.Experiment` goes in, a list of :class:`~katib.errors.FieldError` comes
+out, never an exception. Shape problems (wrong types, unknown fields) are the loader's job.
+Messages follow Katib's webhook wording where Katib has one.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from katib.errors import FieldError
+from katib.spec._models import (
+    API_VERSION,
+    KIND,
+    KUBEFLOW_JOB_KINDS,
+    AlgorithmSpec,
+    CollectorKind,
+    Distribution,
+    Experiment,
+    ExperimentSpec,
+    FileFormat,
+    FileSystemKind,
+    MetricsCollectorSpec,
+    MetricStrategyType,
+    NasConfig,
+    Objective,
+    ObjectiveType,
+    ParameterSpec,
+    ParameterType,
+    ResumePolicy,
+    TrialTemplate,
+)
+from katib.spec._substitution import (
+    META_KEYS,
+    META_MAP_KEYS,
+    PLACEHOLDER_RE,
+    iter_pod_containers,
+    iter_strings,
+    parse_meta_reference,
+)
+from suggestion._base import Algorithm, SettingSpec, check_int
+from suggestion._registry import UnknownAlgorithmError, algorithm_names, get_algorithm
+from suggestion._space import SearchSpace
+
+#: Early-stopping algorithms and their settings (default, checker). Katib ships only the
+#: median stopping rule; a later change replaces this table with a registry like the
+#: suggestion algorithms' one.
+EARLY_STOPPING_ALGORITHMS: Mapping[str, Mapping[str, SettingSpec]] = {
+    "medianstop": {
+        "min_trials_required": SettingSpec(
+            "3", "trials that must have reported before any is stopped", check_int(1)
+        ),
+        "start_step": SettingSpec(
+            "4", "reports a trial makes before it can be stopped", check_int(1)
+        ),
+    },
+}
+
+#: Neural architecture search algorithms: valid only with ``spec.nasConfig``, which in turn
+#: needs one of them. Their settings are Katib's business until NAS is built here.
+NAS_ALGORITHMS = frozenset({"enas", "darts"})
+
+#: Longest experiment name: Katib derives trial, suggestion and service names from it.
+MAX_NAME_LENGTH = 40
+
+_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_INT_RE = re.compile(r"^[+-]?[0-9]+$")
+_EDITABLE_ON_RESTART = ("max_trial_count", "parallel_trial_count", "max_failed_trial_count")
+_LOG_DISTRIBUTIONS = (Distribution.LOG_UNIFORM.value, Distribution.LOG_NORMAL.value)
+
+
+class _Errors:
+    """Collects field errors; ``add(path, message)`` keeps the call sites short."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldError] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(FieldError(path, message))
+
+
+def validate_experiment(exp: Experiment) -> list[FieldError]:
+    """Every admission-rule violation in an experiment.
+
+    Args:
+        exp: The experiment after :meth:`Experiment.with_defaults` (conditions, collector
+            and metric strategies defaulted), as :func:`load_experiments` produces it.
+
+    Returns:
+        One :class:`FieldError` per problem, in field order; empty when the experiment is
+        valid.
+    """
+    errors = _Errors()
+    spec = exp.spec
+    _check_header(exp, errors)
+    _check_counts(spec, errors)
+    _check_objective(spec.objective, errors)
+    _check_resume_policy(spec.resume_policy, errors)
+    space = _check_search_space(spec, errors)
+    _check_algorithm(spec, space, errors)
+    _check_early_stopping(spec.early_stopping, errors)
+    _check_trial_template(spec, errors)
+    _check_metrics_collector(spec.metrics_collector_spec, errors)
+    return errors.items
+
+
+def validate_restart(old: Experiment, new: Experiment, trials_run: int) -> list[FieldError]:
+    """Problems with restarting (or resubmitting) ``old`` as ``new``.
+
+    Only the three trial counts may change; every other changed spec field is reported by
+    its path. Whether ``resumePolicy`` allows a restart at all is the caller's decision (it
+    depends on how the experiment ended). ``new`` is not validated as a whole here: use
+    :func:`validate_experiment` for that.
+
+    Args:
+        old: The stored experiment (defaulted).
+        new: The experiment as resubmitted (defaulted the same way).
+        trials_run: How many trials the experiment has created so far.
+
+    Returns:
+        One :class:`FieldError` per problem; empty when the restart is allowed.
+    """
+    errors = _Errors()
+    old_spec = old.spec.model_dump(mode="json")
+    new_spec = new.spec.model_dump(mode="json")
+    for name, info in ExperimentSpec.model_fields.items():
+        if name in _EDITABLE_ON_RESTART:
+            continue
+        if old_spec.get(name) != new_spec.get(name):
+            errors.add(
+                f"spec.{info.alias or name}",
+                "only spec.parallelTrialCount, spec.maxTrialCount and "
+                "spec.maxFailedTrialCount are editable",
+            )
+    max_trials = new.spec.max_trial_count
+    if max_trials is not None and max_trials <= trials_run:
+        errors.add(
+            "spec.maxTrialCount",
+            f"must be greater than status.trials count ({trials_run} trials already run),"
+            f" got {max_trials}",
+        )
+    return errors.items
+
+
+# --- metadata and counts ------------------------------------------------------------------
+
+
+def _check_header(exp: Experiment, errors: _Errors) -> None:
+    for path, value, expected in (
+        ("apiVersion", exp.api_version, API_VERSION),
+        ("kind", exp.kind, KIND),
+    ):
+        if not value:
+            errors.add(path, f"must be specified ({expected})")
+        elif value != expected:
+            errors.add(path, f"must be {expected}, got {value!r}")
+    name = exp.metadata.name
+    if not name:
+        errors.add("metadata.name", "must be specified")
+    else:
+        if not _NAME_RE.match(name):
+            errors.add(
+                "metadata.name",
+                f"{name!r}: name must consist of lower case alphanumeric characters or '-',"
+                " start with an alphabetic character, and end with an alphanumeric character"
+                " (e.g. 'my-name', or 'abc-123')",
+            )
+        if len(name) > MAX_NAME_LENGTH:
+            errors.add(
+                "metadata.name",
+                f"must be no more than {MAX_NAME_LENGTH} characters, got {len(name)}",
+            )
+    namespace = exp.metadata.namespace
+    if namespace is not None and (len(namespace) > 63 or not _DNS_LABEL_RE.match(namespace)):
+        errors.add(
+            "metadata.namespace",
+            f"{namespace!r}: a namespace must be a lower case RFC 1123 label (at most 63"
+            " alphanumeric characters or '-', starting and ending with an alphanumeric one)",
+        )
+
+
+def _check_counts(spec: ExperimentSpec, errors: _Errors) -> None:
+    max_trials = spec.max_trial_count
+    if spec.max_failed_trial_count is not None and spec.max_failed_trial_count < 0:
+        errors.add("spec.maxFailedTrialCount", "should not be less than 0")
+    if max_trials is not None and max_trials <= 0:
+        errors.add("spec.maxTrialCount", "must be greater than 0")
+    if spec.parallel_trial_count is not None and spec.parallel_trial_count <= 0:
+        errors.add("spec.parallelTrialCount", "must be greater than 0")
+    if max_trials is not None and max_trials > 0:
+        failed = spec.max_failed_trial_count
+        if failed is not None and failed > max_trials:
+            errors.add(
+                "spec.maxFailedTrialCount", "should be less than or equal to spec.maxTrialCount"
+            )
+        parallel = spec.parallel_trial_count
+        if parallel is not None and parallel > max_trials:
+            errors.add(
+                "spec.parallelTrialCount", "should be less than or equal to spec.maxTrialCount"
+            )
+
+
+def _check_resume_policy(policy: str | None, errors: _Errors) -> None:
+    allowed = [p.value for p in ResumePolicy]
+    if policy and policy not in allowed:
+        errors.add(
+            "spec.resumePolicy",
+            f"invalid ResumePolicyType {policy!r}: must be {_one_of(allowed)}",
+        )
+
+
+# --- objective ----------------------------------------------------------------------------
+
+
+def _check_objective(objective: Objective | None, errors: _Errors) -> None:
+    path = "spec.objective"
+    if objective is None:
+        errors.add(path, "must be specified")
+        return
+    types = [t.value for t in ObjectiveType]
+    if not objective.type:
+        errors.add(f"{path}.type", f"must be specified ({_one_of(types)})")
+    elif objective.type not in types:
+        errors.add(f"{path}.type", f"must be {_one_of(types)}, got {objective.type!r}")
+    if objective.goal is not None and not math.isfinite(objective.goal):
+        errors.add(f"{path}.goal", f"must be a finite number, got {objective.goal}")
+    if not objective.objective_metric_name:
+        errors.add(f"{path}.objectiveMetricName", "must be specified")
+    seen: set[str] = set()
+    for i, metric in enumerate(objective.additional_metric_names):
+        item = f"{path}.additionalMetricNames[{i}]"
+        if not metric:
+            errors.add(item, "must not be empty")
+        elif metric == objective.objective_metric_name:
+            errors.add(item, "should not contain spec.objective.objectiveMetricName")
+        elif metric in seen:
+            errors.add(item, f"duplicate metric name {metric!r}")
+        seen.add(metric)
+    metrics = objective.all_metric_names()
+    strategies = [s.value for s in MetricStrategyType]
+    named: set[str] = set()
+    for i, strategy in enumerate(objective.metric_strategies):
+        item = f"{path}.metricStrategies[{i}]"
+        if strategy.name not in metrics:
+            known = ", ".join(metrics) or "none"
+            errors.add(
+                f"{item}.name",
+                f"metric {strategy.name!r} is neither the objective metric nor an additional"
+                f" metric (metrics: {known})",
+            )
+        elif strategy.name in named:
+            errors.add(f"{item}.name", f"duplicate strategy for metric {strategy.name!r}")
+        named.add(strategy.name)
+        if strategy.value not in strategies:
+            errors.add(f"{item}.value", f"must be {_one_of(strategies)}, got {strategy.value!r}")
+
+
+# --- search space ---------------------------------------------------------------------------
+
+
+def _check_search_space(spec: ExperimentSpec, errors: _Errors) -> SearchSpace | None:
+    """Check parameters or nasConfig; the search space when the parameters are all valid."""
+    if not spec.parameters and spec.nas_config is None:
+        errors.add("spec", "spec.parameters or spec.nasConfig must be specified")
+    if spec.parameters and spec.nas_config is not None:
+        errors.add("spec", "only one of spec.parameters and spec.nasConfig can be specified")
+    if spec.nas_config is not None:
+        _check_nas_config(spec.nas_config, errors)
+    valid = _check_parameters(spec.parameters, "spec.parameters", errors)
+    if not valid or not spec.parameters:
+        return None
+    return SearchSpace.from_spec(spec.parameters)
+
+
+def _check_parameters(parameters: Sequence[ParameterSpec], path: str, errors: _Errors) -> bool:
+    before = len(errors.items)
+    names: set[str] = set()
+    for i, param in enumerate(parameters):
+        item = f"{path}[{i}]"
+        if not param.name:
+            errors.add(f"{item}.name", "must be specified")
+        elif param.name in names:
+            errors.add(f"{item}.name", f"duplicate parameter name {param.name!r}")
+        else:
+            names.add(param.name)
+        _check_parameter(param, item, errors)
+    return len(errors.items) == before
+
+
+def _check_parameter(param: ParameterSpec, path: str, errors: _Errors) -> None:
+    types = [t.value for t in ParameterType]
+    ptype = param.parameter_type
+    if not ptype:
+        errors.add(f"{path}.parameterType", f"must be specified ({_one_of(types)})")
+    elif ptype not in types:
+        errors.add(
+            f"{path}.parameterType",
+            f"parameterType: {ptype} is not supported (must be {_one_of(types)})",
+        )
+    fs = param.feasible_space
+    fs_path = f"{path}.feasibleSpace"
+    # Defaulting fills in the distribution, so an empty feasibleSpace is one without values.
+    if fs is None or (fs.min is None and fs.max is None and fs.step is None and fs.values is None):
+        errors.add(fs_path, "feasibleSpace must be specified")
+        return
+    distributions = [d.value for d in Distribution]
+    if fs.distribution and fs.distribution not in distributions:
+        errors.add(
+            f"{fs_path}.distribution",
+            f"distribution: {fs.distribution} is not supported (must be {_one_of(distributions)})",
+        )
+    if ptype in (ParameterType.DOUBLE, ParameterType.INT):
+        _check_numeric_space(param, fs_path, errors)
+    elif ptype in (ParameterType.DISCRETE, ParameterType.CATEGORICAL):
+        if fs.min is not None or fs.max is not None or fs.step is not None:
+            errors.add(
+                fs_path,
+                f"feasibleSpace .max, .min and .step is not supported for parameterType: {ptype}",
+            )
+        if not fs.values:
+            errors.add(f"{fs_path}.list", f"must be a non-empty list for parameterType: {ptype}")
+            return
+        seen: set[str] = set()
+        for j, value in enumerate(fs.values):
+            if value in seen:
+                errors.add(f"{fs_path}.list[{j}]", f"duplicate value {value!r}")
+            seen.add(value)
+            if ptype == ParameterType.DISCRETE and _number(value) is None:
+                errors.add(
+                    f"{fs_path}.list[{j}]",
+                    f"must be a number for parameterType: discrete, got {value!r}",
+                )
+
+
+def _check_numeric_space(param: ParameterSpec, fs_path: str, errors: _Errors) -> None:
+    fs = param.feasible_space
+    assert fs is not None
+    ptype = param.parameter_type
+    is_int = ptype == ParameterType.INT
+    if fs.values is not None:
+        errors.add(
+            f"{fs_path}.list", f"feasibleSpace.list is not supported for parameterType: {ptype}"
+        )
+    bounds: dict[str, float] = {}
+    for field in ("min", "max"):
+        text = getattr(fs, field)
+        if text is None or text == "":
+            errors.add(f"{fs_path}.{field}", f"must be specified for parameterType: {ptype}")
+            continue
+        value = _bound(text, is_int, f"{fs_path}.{field}", errors)
+        if value is not None:
+            bounds[field] = value
+    low, high = bounds.get("min"), bounds.get("max")
+    if low is not None and high is not None and high < low:
+        errors.add(f"{fs_path}.max", f"must not be less than min ({fs.min}), got {fs.max}")
+    if fs.distribution in _LOG_DISTRIBUTIONS and low is not None and low <= 0:
+        errors.add(
+            f"{fs_path}.min",
+            f"must be greater than 0 for distribution {fs.distribution}, got {fs.min}",
+        )
+    if fs.step is None or fs.step == "":
+        return
+    step = _bound(fs.step, is_int, f"{fs_path}.step", errors)
+    if step is None:
+        return
+    if step <= 0:
+        errors.add(f"{fs_path}.step", f"must be greater than 0, got {fs.step}")
+    elif low is not None and high is not None and high > low and step > high - low:
+        errors.add(
+            f"{fs_path}.step",
+            f"must not be larger than the range max - min ({fs.max} - {fs.min}), got {fs.step}",
+        )
+
+
+def _bound(text: str, is_int: bool, path: str, errors: _Errors) -> float | None:
+    """The number in a feasibleSpace field, or None after reporting why it is not one."""
+    if is_int:
+        if not _INT_RE.match(text.strip()):
+            errors.add(path, f"must be an integer for parameterType: int, got {text!r}")
+            return None
+        return float(int(text))
+    value = _number(text)
+    if value is None:
+        errors.add(path, f"must be a finite number, got {text!r}")
+    return value
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _check_nas_config(nas: NasConfig, errors: _Errors) -> None:
+    path = "spec.nasConfig"
+    graph = nas.graph_config
+    if graph is None:
+        errors.add(f"{path}.graphConfig", "must be specified")
+    else:
+        if graph.num_layers is None or graph.num_layers <= 0:
+            errors.add(f"{path}.graphConfig.numLayers", "must be greater than 0")
+        for field, sizes in (
+            ("inputSizes", graph.input_sizes),
+            ("outputSizes", graph.output_sizes),
+        ):
+            for i, size in enumerate(sizes):
+                if size <= 0:
+                    errors.add(f"{path}.graphConfig.{field}[{i}]", "must be greater than 0")
+    if not nas.operations:
+        errors.add(f"{path}.operations", "must be a non-empty list of operations")
+    for i, operation in enumerate(nas.operations):
+        item = f"{path}.operations[{i}]"
+        if not operation.operation_type:
+            errors.add(f"{item}.operationType", "must be specified")
+        if not operation.parameters:
+            errors.add(f"{item}.parameters", "must be a non-empty list of parameters")
+        _check_parameters(operation.parameters, f"{item}.parameters", errors)
+
+
+# --- algorithm and early stopping -------------------------------------------------------------
+
+
+def _check_algorithm(spec: ExperimentSpec, space: SearchSpace | None, errors: _Errors) -> None:
+    path = "spec.algorithm"
+    algorithm = spec.algorithm
+    if algorithm is None:
+        errors.add(path, "must be specified")
+        return
+    name = algorithm.algorithm_name
+    if not name:
+        errors.add(f"{path}.algorithmName", "must be specified")
+        return
+    is_nas = spec.nas_config is not None
+    if name in NAS_ALGORITHMS:
+        if not is_nas:
+            errors.add(
+                f"{path}.algorithmName",
+                f"algorithm {name} searches neural architectures and needs spec.nasConfig",
+            )
+        _check_duplicate_settings(algorithm, path, errors)
+        return
+    if is_nas:
+        errors.add(
+            f"{path}.algorithmName",
+            f"spec.nasConfig needs a neural architecture search algorithm"
+            f" ({_one_of(sorted(NAS_ALGORITHMS))}), got {name!r}",
+        )
+        return
+    try:
+        cls = get_algorithm(name)
+    except UnknownAlgorithmError as e:
+        known = algorithm_names()
+        if name in known:  # registered, but the plugin is broken: say why
+            errors.add(f"{path}.algorithmName", str(e))
+        else:
+            nas = ", ".join(sorted(NAS_ALGORITHMS))
+            errors.add(
+                f"{path}.algorithmName",
+                f"unknown algorithm {name!r} (known: {', '.join(known)};"
+                f" with spec.nasConfig: {nas})",
+            )
+        return
+    settings_ok = _check_settings(
+        algorithm, path, f"algorithm {name}", cls.settings_spec, cls.validate_settings, errors
+    )
+    if settings_ok and space is not None:
+        _check_space_for(cls, name, algorithm, spec, space, errors)
+
+
+def _check_space_for(
+    cls: type[Algorithm],
+    name: str,
+    algorithm: AlgorithmSpec,
+    spec: ExperimentSpec,
+    space: SearchSpace,
+    errors: _Errors,
+) -> None:
+    try:
+        problems = cls.validate_space(
+            space,
+            settings=cls.resolve_settings(algorithm.settings_dict()),
+            max_trial_count=spec.max_trial_count,
+            parallel_trial_count=spec.parallel_trial_count,
+        )
+    except Exception as e:  # plugin code must not turn a check into a crash
+        errors.add("spec.algorithm.algorithmName", f"algorithm {name} rejected the space: {e}")
+        return
+    indexes = {p.name: i for i, p in enumerate(spec.parameters)}
+    for param, message in problems:
+        if param is None or param not in indexes:
+            errors.add("spec.algorithm.algorithmName", f"algorithm {name}: {message}")
+        else:
+            errors.add(
+                f"spec.parameters[{indexes[param]}]",
+                f"algorithm {name} cannot use parameter {param!r}: {message}",
+            )
+
+
+def _check_early_stopping(early: AlgorithmSpec | None, errors: _Errors) -> None:
+    if early is None:
+        return
+    path = "spec.earlyStopping"
+    name = early.algorithm_name
+    if not name:
+        errors.add(f"{path}.algorithmName", "must be specified")
+        return
+    table = EARLY_STOPPING_ALGORITHMS.get(name)
+    if table is None:
+        known = ", ".join(sorted(EARLY_STOPPING_ALGORITHMS))
+        errors.add(
+            f"{path}.algorithmName",
+            f"unknown early stopping algorithm {name!r} (known: {known})",
+        )
+        return
+
+    def validate(settings: Mapping[str, str]) -> list[tuple[str, str]]:
+        return _settings_problems(name, table, settings)
+
+    _check_settings(early, path, f"early stopping {name}", table, validate, errors)
+
+
+def _settings_problems(
+    owner: str, table: Mapping[str, SettingSpec], settings: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """What :meth:`Algorithm.validate_settings` does, for a table of settings."""
+    problems: list[tuple[str, str]] = []
+    for key, value in settings.items():
+        spec = table.get(key)
+        if spec is None:
+            known = ", ".join(sorted(table)) or "none"
+            problems.append((key, f"unknown setting for {owner} (known: {known})"))
+        elif spec.check is not None:
+            message = spec.check(value)
+            if message:
+                problems.append((key, message))
+    return problems
+
+
+def _check_duplicate_settings(algorithm: AlgorithmSpec, path: str, errors: _Errors) -> bool:
+    seen: set[str] = set()
+    ok = True
+    for i, setting in enumerate(algorithm.algorithm_settings):
+        if setting.name in seen:
+            errors.add(f"{path}.algorithmSettings[{i}].name", f"duplicate setting {setting.name!r}")
+            ok = False
+        seen.add(setting.name)
+    return ok
+
+
+def _check_settings(
+    algorithm: AlgorithmSpec,
+    path: str,
+    owner: str,
+    known: Mapping[str, SettingSpec],
+    validate: Callable[[Mapping[str, str]], list[tuple[str, str]]],
+    errors: _Errors,
+) -> bool:
+    """Report setting problems at the setting's path; True when the settings are valid."""
+    ok = _check_duplicate_settings(algorithm, path, errors)
+    index: dict[str, int] = {}
+    for i, setting in enumerate(algorithm.algorithm_settings):
+        index.setdefault(setting.name, i)
+    try:
+        problems = validate(algorithm.settings_dict())
+    except Exception as e:  # plugin code must not turn a check into a crash
+        errors.add(f"{path}.algorithmSettings", f"{owner} could not check its settings: {e}")
+        return False
+    for key, message in problems:
+        where = f"{path}.algorithmSettings[{index.get(key, 0)}]"
+        field = "value" if key in known else "name"
+        errors.add(f"{where}.{field}", f"{owner} setting {key!r}: {message}")
+        ok = False
+    return ok
+
+
+# --- trial template -------------------------------------------------------------------------
+
+
+def _check_trial_template(spec: ExperimentSpec, errors: _Errors) -> None:
+    path = "spec.trialTemplate"
+    template = spec.trial_template
+    if template is None:
+        errors.add(path, "must be specified")
+        return
+    if not template.primary_container_name:
+        errors.add(f"{path}.primaryContainerName", "must be specified")
+    if template.trial_spec is not None or template.config_map is not None:
+        # Without a template there is no kind to default conditions for; that is reported.
+        _check_conditions(template, errors)
+    if not template.trial_parameters:
+        errors.add(f"{path}.trialParameters", "must be specified")
+    if template.trial_spec is None and template.config_map is None:
+        errors.add(
+            path, "spec.trialTemplate.trialSpec or spec.trialTemplate.configMap must be specified"
+        )
+    if template.trial_spec is not None and template.config_map is not None:
+        errors.add(
+            path,
+            "only one of spec.trialTemplate.trialSpec or spec.trialTemplate.configMap can"
+            " be specified",
+        )
+    if template.config_map is not None:
+        cm = template.config_map
+        for field, value in (
+            ("configMapName", cm.config_map_name),
+            ("configMapNamespace", cm.config_map_namespace),
+            ("templatePath", cm.template_path),
+        ):
+            if not value:
+                errors.add(f"{path}.configMap.{field}", "must be specified")
+    # Katib checks references only against hyperparameters: NAS trial parameters refer to
+    # what the NAS algorithm produces (architecture, nn_config, ...).
+    parameter_names = [p.name for p in spec.parameters if p.name]
+    _check_trial_parameters(template, parameter_names, errors)
+    if template.trial_spec is not None:
+        _check_trial_spec(template, template.trial_spec, errors)
+
+
+def _check_conditions(template: TrialTemplate, errors: _Errors) -> None:
+    kind = template.kind or ("configMap template" if template.trial_spec is None else "unknown")
+    for field, value in (
+        ("successCondition", template.success_condition),
+        ("failureCondition", template.failure_condition),
+    ):
+        if not value:
+            errors.add(
+                f"spec.trialTemplate.{field}",
+                f"must be specified for a trial of kind {kind}: only Job, TrainJob and Kubeflow"
+                " training jobs get a default",
+            )
+
+
+def _check_trial_parameters(
+    template: TrialTemplate, parameter_names: Sequence[str], errors: _Errors
+) -> None:
+    path = "spec.trialTemplate.trialParameters"
+    names: set[str] = set()
+    references: set[str] = set()
+    for i, param in enumerate(template.trial_parameters):
+        item = f"{path}[{i}]"
+        if not param.name:
+            errors.add(f"{item}.name", "must be specified")
+        elif "{" in param.name or "}" in param.name:
+            errors.add(f"{item}.name", f"must not contain '{{' or '}}', got {param.name!r}")
+        elif param.name in names:
+            errors.add(
+                f"{item}.name",
+                f"parameter name {param.name} can't be duplicated in"
+                " spec.trialTemplate.trialParameters",
+            )
+        names.add(param.name or "")
+        ref = param.reference
+        if not ref:
+            errors.add(f"{item}.reference", "must be specified")
+            continue
+        if ref in references:
+            errors.add(
+                f"{item}.reference",
+                f"parameter reference {ref} can't be duplicated in"
+                " spec.trialTemplate.trialParameters",
+            )
+        references.add(ref)
+        if parameter_names and parse_meta_reference(ref) is None and ref not in parameter_names:
+            meta = ", ".join(
+                [f"${{trialSpec.{key}}}" for key in META_KEYS]
+                + [f"${{trialSpec.{key}[key]}}" for key in META_MAP_KEYS]
+            )
+            errors.add(
+                f"{item}.reference",
+                f"parameter reference {ref} does not exist in spec.parameters"
+                f" ({', '.join(parameter_names)}) and is not trial metadata ({meta})",
+            )
+
+
+def _check_trial_spec(template: TrialTemplate, trial_spec: dict[str, Any], errors: _Errors) -> None:
+    path = "spec.trialTemplate"
+    spec_path = f"{path}.trialSpec"
+    declared = {p.name for p in template.trial_parameters if p.name}
+    used: set[str] = set()
+    for text in iter_strings(trial_spec):
+        used.update(PLACEHOLDER_RE.findall(text))
+    for i, param in enumerate(template.trial_parameters):
+        if (
+            param.name
+            and param.name not in used
+            and "{" not in param.name
+            and "}" not in param.name
+        ):
+            errors.add(
+                f"{path}.trialParameters[{i}].name",
+                f"parameter name: {param.name} in spec.trialParameters not found in"
+                " spec.trialTemplate.trialSpec (expected ${trialParameters."
+                f"{param.name}}})",
+            )
+    for name in sorted(used - declared):
+        errors.add(
+            spec_path,
+            f"parameter ${{trialParameters.{name}}} in spec.trialTemplate not found in"
+            " spec.trialTemplate.trialParameters",
+        )
+    for field in ("apiVersion", "kind"):
+        value = trial_spec.get(field)
+        if not isinstance(value, str) or not value:
+            errors.add(f"{spec_path}.{field}", "must be specified")
+    metadata = trial_spec.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        errors.add(f"{spec_path}.metadata", "must be a mapping")
+    elif isinstance(metadata, dict):
+        for field in ("name", "namespace"):
+            if metadata.get(field):
+                errors.add(
+                    f"{spec_path}.metadata.{field}",
+                    "metadata.name and metadata.namespace in spec.trialTemplate must be omitted:"
+                    " each trial sets them",
+                )
+    _check_primary_container(template, trial_spec, errors)
+
+
+def _check_primary_container(
+    template: TrialTemplate, trial_spec: dict[str, Any], errors: _Errors
+) -> None:
+    name = template.primary_container_name
+    kind = trial_spec.get("kind")
+    if not name:
+        return
+    if kind == "Job" and trial_spec.get("apiVersion") == "batch/v1":
+        containers = _dig(trial_spec, "spec", "template", "spec", "containers")
+        if not isinstance(containers, list) or not containers:
+            errors.add(
+                "spec.trialTemplate.trialSpec.spec.template.spec.containers",
+                "must be a non-empty list of containers",
+            )
+            return
+        names = [c.get("name") for c in containers if isinstance(c, dict)]
+    elif kind in KUBEFLOW_JOB_KINDS:
+        names = [c.get("name") for c in iter_pod_containers(trial_spec)]
+        if not names:
+            return  # a layout we do not know: leave it to the training operator
+    else:
+        return
+    if name not in names:
+        listed = ", ".join(str(n) for n in names)
+        errors.add(
+            "spec.trialTemplate.primaryContainerName",
+            f"container {name!r} not found in the pod template of the {kind} trialSpec"
+            f" (containers: {listed})",
+        )
+
+
+def _dig(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+# --- metrics collector ------------------------------------------------------------------------
+
+
+def _check_metrics_collector(mc: MetricsCollectorSpec | None, errors: _Errors) -> None:
+    if mc is None:
+        return
+    path = "spec.metricsCollectorSpec"
+    src = f"{path}.source"
+    kinds = [k.value for k in CollectorKind]
+    kind = mc.collector.kind if mc.collector is not None else None
+    fs = mc.source.file_system_path if mc.source is not None else None
+    http = mc.source.http_get if mc.source is not None else None
+    metrics_filter = mc.source.filter if mc.source is not None else None
+    if not kind:
+        errors.add(f"{path}.collector.kind", f"must be specified ({_one_of(kinds)})")
+    elif kind not in kinds:
+        errors.add(
+            f"{path}.collector.kind",
+            f"invalid metrics collector kind: {kind} (must be {_one_of(kinds)})",
+        )
+    elif kind == CollectorKind.FILE:
+        if fs is None:
+            errors.add(
+                f"{src}.fileSystemPath.path", "file path where metrics file exists is required"
+            )
+        else:
+            _check_fs_path(fs.path, fs.kind, [FileSystemKind.FILE.value], kind, errors)
+            formats = [f.value for f in FileFormat]
+            if fs.format not in formats:
+                errors.add(
+                    f"{src}.fileSystemPath.format",
+                    f"must be {_one_of(formats)} for metrics collector kind File,"
+                    f" got {fs.format!r}",
+                )
+            if fs.format == FileFormat.JSON and metrics_filter is not None:
+                errors.add(
+                    f"{src}.filter", "filter must be nil when format of metrics file is JSON"
+                )
+    elif kind == CollectorKind.TENSORFLOW_EVENT:
+        if fs is None:
+            errors.add(
+                f"{src}.fileSystemPath.path",
+                "directory path where tensorflow event files exist is required",
+            )
+        else:
+            _check_fs_path(fs.path, fs.kind, [FileSystemKind.DIRECTORY.value], kind, errors)
+            if fs.format:
+                errors.add(
+                    f"{src}.fileSystemPath.format",
+                    f"must be empty for metrics collector kind {kind}, got {fs.format!r}",
+                )
+    elif kind == CollectorKind.PROMETHEUS:
+        _check_http_get(http.port if http else None, http.path if http else None, errors)
+    elif kind == CollectorKind.CUSTOM:
+        if mc.collector is None or mc.collector.custom_collector is None:
+            errors.add(
+                f"{path}.collector.customCollector",
+                "a container is required for metrics collector kind: Custom",
+            )
+        if fs is not None:
+            kinds_ok = [FileSystemKind.FILE.value, FileSystemKind.DIRECTORY.value]
+            _check_fs_path(fs.path, fs.kind, kinds_ok, kind, errors)
+    if metrics_filter is not None:
+        for i, pattern in enumerate(metrics_filter.metrics_format):
+            message = _metrics_format_problem(pattern)
+            if message:
+                errors.add(f"{src}.filter.metricsFormat[{i}]", message)
+
+
+def _check_fs_path(
+    path: str | None, kind: str | None, kinds: list[str], collector: str, errors: _Errors
+) -> None:
+    where = "spec.metricsCollectorSpec.source.fileSystemPath"
+    noun = "directory" if kinds == [FileSystemKind.DIRECTORY.value] else "file"
+    if not path or not posixpath.isabs(path):
+        errors.add(
+            f"{where}.path",
+            f"must be an absolute {noun} path for metrics collector kind {collector}, got {path!r}",
+        )
+    if kind not in kinds:
+        errors.add(
+            f"{where}.kind",
+            f"must be {_one_of(kinds)} for metrics collector kind {collector}, got {kind!r}",
+        )
+
+
+def _check_http_get(port: int | str | None, path: str | None, errors: _Errors) -> None:
+    where = "spec.metricsCollectorSpec.source.httpGet"
+    number: int | None = None
+    if isinstance(port, int) and not isinstance(port, bool):
+        number = port
+    elif isinstance(port, str) and _INT_RE.match(port):
+        number = int(port)
+    if number is None or not 1 <= number <= 65535:
+        errors.add(
+            f"{where}.port",
+            f"must be a port number between 1 and 65535 for metrics collector kind"
+            f" PrometheusMetric, got {port!r}",
+        )
+    if not path or not path.startswith("/"):
+        errors.add(
+            f"{where}.path",
+            f"path is invalid for metrics collector kind PrometheusMetric: must start with '/',"
+            f" got {path!r}",
+        )
+
+
+def _metrics_format_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot extract (name, value) pairs, or None if it can."""
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as e:
+        return f"invalid filter {pattern!r}: {e}"
+    groups = _top_level_groups(pattern)
+    if groups != 2:
+        return (
+            f"two top subexpressions are required (the metric name and the metric value),"
+            f" {pattern!r} has {groups}"
+        )
+    return None
+
+
+def _top_level_groups(pattern: str) -> int:
+    """Capturing groups of ``pattern`` that are not nested in another group.
+
+    Only called on patterns that compile, so brackets and parentheses are balanced.
+    """
+    count = 0
+    depth = 0
+    i = 0
+    in_class = False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            if char == "]":
+                in_class = False
+        elif char == "[":
+            in_class = True
+            # A "]" right after "[" or "[^" is a literal member of the class.
+            if pattern[i + 1 : i + 2] == "^":
+                i += 1
+            if pattern[i + 1 : i + 2] == "]":
+                i += 1
+        elif char == "(":
+            rest = pattern[i + 1 : i + 4]
+            capturing = not rest.startswith("?") or rest.startswith("?P<")
+            if depth == 0 and capturing:
+                count += 1
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        i += 1
+    return count
+
+
+def _one_of(words: Sequence[str]) -> str:
+    """``a, b or c``, the way Katib's messages list allowed values."""
+    words = list(words)
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]

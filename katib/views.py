@@ -1,0 +1,113 @@
+"""The JSON shapes that the CLI's ``-o json`` (and later the REST API) print.
+
+These shapes are a stable interface, documented in docs/cli.md: fields may be added, never
+renamed or removed. Names are Katib's camelCase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from katib._time import rfc3339
+from katib.records import ExperimentRecord, TrialRecord, TrialState
+
+
+def best_trial_json(
+    experiment: ExperimentRecord, best: TrialRecord | None
+) -> dict[str, Any]:
+    """Katib's ``currentOptimalTrial`` plus the experiment's name and condition."""
+    out: dict[str, Any] = {
+        "experiment": experiment.name,
+        "namespace": experiment.namespace,
+        "condition": experiment.condition.value,
+        "bestTrialName": None,
+        "parameterAssignments": [],
+        "observation": {"metrics": []},
+    }
+    if best is not None:
+        out["bestTrialName"] = best.name
+        out["parameterAssignments"] = assignments_json(best.assignments)
+        out["observation"] = {"metrics": [m.to_json() for m in best.metrics.values()]}
+    return out
+
+
+def assignments_json(assignments: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in assignments.items()]
+
+
+def trial_counts_json(counts: Mapping[TrialState, int]) -> dict[str, int]:
+    """Katib's status counters."""
+    return {
+        "trials": sum(counts.values()),
+        "trialsPending": counts.get(TrialState.CREATED, 0),
+        "trialsRunning": counts.get(TrialState.RUNNING, 0),
+        "trialsSucceeded": counts.get(TrialState.SUCCEEDED, 0),
+        "trialsFailed": counts.get(TrialState.FAILED, 0),
+        "trialsKilled": counts.get(TrialState.KILLED, 0),
+        "trialsEarlyStopped": counts.get(TrialState.EARLY_STOPPED, 0),
+        "trialMetricsUnavailable": counts.get(TrialState.METRICS_UNAVAILABLE, 0),
+    }
+
+
+def experiment_json(
+    experiment: ExperimentRecord,
+    counts: Mapping[TrialState, int],
+    best: TrialRecord | None,
+) -> dict[str, Any]:
+    """A Katib Experiment object with its status."""
+    wire = experiment.spec.to_wire()
+    metadata = dict(wire.get("metadata") or {})
+    metadata.update(
+        name=experiment.name,
+        namespace=experiment.namespace,
+        creationTimestamp=rfc3339(experiment.created_at),
+    )
+    optimal = best_trial_json(experiment, best)
+    return {
+        "apiVersion": wire.get("apiVersion", "kubeflow.org/v1beta1"),
+        "kind": "Experiment",
+        "metadata": metadata,
+        "spec": wire.get("spec", {}),
+        "status": {
+            "condition": experiment.condition.value,
+            "conditions": [c.to_json() for c in experiment.conditions],
+            "message": experiment.message,
+            "startTime": rfc3339(experiment.started_at),
+            "completionTime": rfc3339(experiment.completed_at),
+            "currentOptimalTrial": {
+                "bestTrialName": optimal["bestTrialName"],
+                "parameterAssignments": optimal["parameterAssignments"],
+                "observation": optimal["observation"],
+            },
+            **trial_counts_json(counts),
+        },
+    }
+
+
+def trial_json(trial: TrialRecord, experiment_name: str) -> dict[str, Any]:
+    """A Katib Trial object, with the local process's exit code in its status."""
+    return {
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Trial",
+        "metadata": {
+            "name": trial.name,
+            "namespace": trial.namespace,
+            "labels": {"katib.kubeflow.org/experiment": experiment_name, **trial.labels},
+            "creationTimestamp": rfc3339(trial.created_at),
+        },
+        "spec": {"parameterAssignments": assignments_json(trial.assignments)},
+        "status": {
+            "condition": trial.state.value,
+            "reason": trial.reason,
+            "message": trial.message,
+            "startTime": rfc3339(trial.started_at),
+            "completionTime": rfc3339(trial.completed_at),
+            "exitCode": trial.exit_code,
+            "observation": {"metrics": [m.to_json() for m in trial.metrics.values()]},
+        },
+    }
+
+
+def list_json(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "items": list(items)}
