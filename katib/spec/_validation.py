@@ -246,7 +246,7 @@ def _check_objective(objective: Objective | None, errors: _Errors) -> None:
         seen.add(metric)
     metrics = objective.all_metric_names()
     strategies = [s.value for s in MetricStrategyType]
-    named: set[str] = set()
+    chosen: dict[str, str] = {}
     for i, strategy in enumerate(objective.metric_strategies):
         item = f"{path}.metricStrategies[{i}]"
         if strategy.name not in metrics:
@@ -256,9 +256,13 @@ def _check_objective(objective: Objective | None, errors: _Errors) -> None:
                 f"metric {strategy.name!r} is neither the objective metric nor an additional"
                 f" metric (metrics: {known})",
             )
-        elif strategy.name in named:
-            errors.add(f"{item}.name", f"duplicate strategy for metric {strategy.name!r}")
-        named.add(strategy.name)
+        elif chosen.setdefault(strategy.name, strategy.value) != strategy.value:
+            # Repeating the same strategy is harmless (defaulting can do it); two differ.
+            errors.add(
+                f"{item}.name",
+                f"conflicting strategies for metric {strategy.name!r}:"
+                f" {chosen[strategy.name]} and {strategy.value}",
+            )
         if strategy.value not in strategies:
             errors.add(f"{item}.value", f"must be {_one_of(strategies)}, got {strategy.value!r}")
 
@@ -594,8 +598,8 @@ def _check_trial_template(spec: ExperimentSpec, errors: _Errors) -> None:
         return
     if not template.primary_container_name:
         errors.add(f"{path}.primaryContainerName", "must be specified")
-    if template.trial_spec is not None or template.config_map is not None:
-        # Without a template there is no kind to default conditions for; that is reported.
+    if template.kind is not None or (template.trial_spec is None and template.config_map):
+        # Without a kind there is nothing to default conditions for; that is reported.
         _check_conditions(template, errors)
     if not template.trial_parameters:
         errors.add(f"{path}.trialParameters", "must be specified")
@@ -619,15 +623,18 @@ def _check_trial_template(spec: ExperimentSpec, errors: _Errors) -> None:
             if not value:
                 errors.add(f"{path}.configMap.{field}", "must be specified")
     # Katib checks references only against hyperparameters: NAS trial parameters refer to
-    # what the NAS algorithm produces (architecture, nn_config, ...).
+    # what the NAS algorithm produces (architecture, nn_config, ...). A reference may also
+    # mean a parameter whose name is missing, which is reported already.
     parameter_names = [p.name for p in spec.parameters if p.name]
+    if len(parameter_names) < len(spec.parameters):
+        parameter_names = []
     _check_trial_parameters(template, parameter_names, errors)
     if template.trial_spec is not None:
         _check_trial_spec(template, template.trial_spec, errors)
 
 
 def _check_conditions(template: TrialTemplate, errors: _Errors) -> None:
-    kind = template.kind or ("configMap template" if template.trial_spec is None else "unknown")
+    kind = template.kind or "configMap template"
     for field, value in (
         ("successCondition", template.success_condition),
         ("failureCondition", template.failure_condition),
@@ -671,14 +678,12 @@ def _check_trial_parameters(
             )
         references.add(ref)
         if parameter_names and parse_meta_reference(ref) is None and ref not in parameter_names:
-            meta = ", ".join(
-                [f"${{trialSpec.{key}}}" for key in META_KEYS]
-                + [f"${{trialSpec.{key}[key]}}" for key in META_MAP_KEYS]
-            )
+            meta = "|".join([*META_KEYS, *(f"{key}[key]" for key in META_MAP_KEYS)])
             errors.add(
                 f"{item}.reference",
                 f"parameter reference {ref} does not exist in spec.parameters"
-                f" ({', '.join(parameter_names)}) and is not trial metadata ({meta})",
+                f" ({', '.join(dict.fromkeys(parameter_names))}) and is not trial metadata"
+                f" (${{trialSpec.<{meta}>}})",
             )
 
 
@@ -838,7 +843,8 @@ def _check_fs_path(
     path: str | None, kind: str | None, kinds: list[str], collector: str, errors: _Errors
 ) -> None:
     where = "spec.metricsCollectorSpec.source.fileSystemPath"
-    noun = "directory" if kinds == [FileSystemKind.DIRECTORY.value] else "file"
+    nouns = {FileSystemKind.FILE.value: "file", FileSystemKind.DIRECTORY.value: "directory"}
+    noun = " or ".join(nouns[k] for k in kinds)
     if not path or not posixpath.isabs(path):
         errors.add(
             f"{where}.path",
