@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
-import math
 import random
 import re
 import resource

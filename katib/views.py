@@ -13,9 +13,7 @@ from katib._time import rfc3339
 from katib.records import ExperimentRecord, TrialRecord, TrialState
 
 
-def best_trial_json(
-    experiment: ExperimentRecord, best: TrialRecord | None
-) -> dict[str, Any]:
+def best_trial_json(experiment: ExperimentRecord, best: TrialRecord | None) -> dict[str, Any]:
     """Katib's ``currentOptimalTrial`` plus the experiment's name and condition."""
     out: dict[str, Any] = {
         "experiment": experiment.name,

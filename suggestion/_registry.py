@@ -49,7 +49,9 @@ def get_algorithm(name: str) -> type[Algorithm]:
     try:
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
-        raise UnknownAlgorithmError(f"algorithm {name!r} could not be loaded from {target}: {e}") from e
+        raise UnknownAlgorithmError(
+            f"algorithm {name!r} could not be loaded from {target}: {e}"
+        ) from e
     if not (isinstance(cls, type) and issubclass(cls, Algorithm)):
         raise UnknownAlgorithmError(f"algorithm {name!r} ({target}) is not an Algorithm subclass")
     return cls

@@ -8,7 +8,7 @@ it back.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +130,9 @@ class SearchSpace:
         return {p.name: p.format(values[p.name]) for p in self.parameters}
 
     def parse(self, assignments: Mapping[str, str]) -> dict[str, Value]:
-        return {p.name: p.parse(assignments[p.name]) for p in self.parameters if p.name in assignments}
+        return {
+            p.name: p.parse(assignments[p.name]) for p in self.parameters if p.name in assignments
+        }
 
     def key(self, assignments: Mapping[str, str]) -> tuple[str, ...]:
         """A hashable identity of one assignment, for duplicate detection."""
@@ -167,4 +169,3 @@ def grid_size(space: SearchSpace) -> int:
     for param in space:
         size *= len(param.grid())
     return size
-

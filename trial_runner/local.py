@@ -135,7 +135,9 @@ class LocalProcessLauncher(Launcher):
                     if nl < 0:
                         break
                     if not skipping:
-                        pending.extend(parse(bytes(partial[start : min(nl, start + MAX_PARSED_LINE)])))
+                        pending.extend(
+                            parse(bytes(partial[start : min(nl, start + MAX_PARSED_LINE)]))
+                        )
                     skipping = False
                     start = nl + 1
                 del partial[:start]

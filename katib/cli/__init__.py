@@ -86,15 +86,23 @@ def _logs_root() -> Path:
 
 
 db_option = click.option(
-    "--db", envvar="KATIB_DB", default=None, metavar="URL",
+    "--db",
+    envvar="KATIB_DB",
+    default=None,
+    metavar="URL",
     help="Database URL or SQLite path (default: $KATIB_HOME/katib.db; env KATIB_DB).",
 )
 namespace_option = click.option(
     "--namespace", "-n", default="default", show_default=True, help="Namespace."
 )
 output_option = click.option(
-    "-o", "--output", "output_format", type=click.Choice(["table", "json"]), default="table",
-    show_default=True, help="Output format.",
+    "-o",
+    "--output",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
 )
 
 
@@ -129,8 +137,13 @@ def validate(files: Sequence[str]) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
-              help="A parameter assignment (repeat for each parameter).")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A parameter assignment (repeat for each parameter).",
+)
 @click.option("--trial-name", default=None, help="Trial name to render (default <exp>-render).")
 @namespace_option
 @_user_errors
@@ -149,8 +162,10 @@ def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: st
     space = SearchSpace.from_spec(exp.spec.parameters)
     unknown = sorted(set(assignments) - set(space.names))
     if unknown:
-        _fail(f"unknown parameter(s) {', '.join(unknown)} (known: {', '.join(space.names)})",
-              EXIT_USAGE)
+        _fail(
+            f"unknown parameter(s) {', '.join(unknown)} (known: {', '.join(space.names)})",
+            EXIT_USAGE,
+        )
     missing = [n for n in space.names if n not in assignments]
     if missing:
         _fail(f"missing --set for parameter(s) {', '.join(missing)}", EXIT_USAGE)
@@ -158,7 +173,9 @@ def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: st
         if not space[name].contains(value):
             _fail(f"--set {name}={value}: outside the parameter's feasible space", EXIT_USAGE)
     manifest = render_trial_spec(
-        exp, assignments, trial_name=trial_name or f"{exp.name}-render",
+        exp,
+        assignments,
+        trial_name=trial_name or f"{exp.name}-render",
         namespace=namespace if namespace != "default" else exp.namespace,
         labels={"katib.kubeflow.org/experiment": exp.name},
     )
@@ -171,13 +188,17 @@ def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: st
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @db_option
-@click.option("--output", "output", type=click.Path(dir_okay=False), default=None,
-              help="Write the optimal trial as JSON to this file.")
+@click.option(
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the optimal trial as JSON to this file.",
+)
 @click.option("--namespace", "-n", default=None, help="Override metadata.namespace.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_user_errors
-def run(file: str, db: str | None, output: str | None, namespace: str | None,
-        quiet: bool) -> None:
+def run(file: str, db: str | None, output: str | None, namespace: str | None, quiet: bool) -> None:
     """Run the experiment(s) in FILE to the end on this machine.
 
     Running a file again resumes an interrupted experiment and refuses a finished one.
@@ -194,8 +215,12 @@ def run(file: str, db: str | None, output: str | None, namespace: str | None,
 
 
 def _run_experiments(
-    experiments: Sequence[Any], db: str | None, source_dir: str, output: str | None,
-    quiet: bool, records: Sequence[Any] | None = None,
+    experiments: Sequence[Any],
+    db: str | None,
+    source_dir: str,
+    output: str | None,
+    quiet: bool,
+    records: Sequence[Any] | None = None,
 ) -> int:
     from katib.cli._display import LiveProgress
     from katib.controller import Interrupted, Runner, admit, optimal_trial
@@ -207,8 +232,9 @@ def _run_experiments(
         for exp in experiments:
             key = (exp.namespace, exp.name)
             if key in seen:
-                _fail(f"experiment {exp.namespace}/{exp.name} appears twice in the file",
-                      EXIT_USAGE)
+                _fail(
+                    f"experiment {exp.namespace}/{exp.name} appears twice in the file", EXIT_USAGE
+                )
             seen.add(key)
         records = [admit(storage, exp, source_dir=source_dir) for exp in experiments]
     console = _out(quiet)
@@ -219,8 +245,9 @@ def _run_experiments(
     for record in records:
         done = storage.count_trials(record.id)
         if done:
-            console.print(f"resuming {record.namespace}/{record.name} "
-                          f"({sum(done.values())} trials so far)")
+            console.print(
+                f"resuming {record.namespace}/{record.name} ({sum(done.values())} trials so far)"
+            )
     try:
         with progress:
             runs = runner.run()
@@ -230,8 +257,11 @@ def _run_experiments(
     results = []
     for run_ in runs:
         record = storage.get_experiment_by_id(run_.record.id)
-        best = optimal_trial(storage.list_trials(record.id), record.spec.spec.objective) \
-            if run_.best is None else run_.best
+        best = (
+            optimal_trial(storage.list_trials(record.id), record.spec.spec.objective)
+            if run_.best is None
+            else run_.best
+        )
         results.append((record, best))
         _print_best(console, record, best)
     if output:
@@ -257,9 +287,10 @@ def _print_best(console: Console, record: Any, best: Any) -> None:
     for name, value in best.assignments.items():
         table.add_row(name, value)
     for metric in best.metrics.values():
-        table.add_row(f"[dim]{metric.name}[/]",
-                      f"[dim]min {metric.min:.6g}  max {metric.max:.6g}  "
-                      f"latest {metric.latest:.6g}[/]")
+        table.add_row(
+            f"[dim]{metric.name}[/]",
+            f"[dim]min {metric.min:.6g}  max {metric.max:.6g}  latest {metric.latest:.6g}[/]",
+        )
     console.print(table)
 
 
@@ -283,13 +314,20 @@ def get_experiments(db: str | None, namespace: str | None, output_format: str) -
     storage = _storage(db)
     records = storage.list_experiments(namespace)
     if output_format == "json":
-        items = [experiment_json(r, storage.count_trials(r.id), _best(storage, r))
-                 for r in records]
+        items = [experiment_json(r, storage.count_trials(r.id), _best(storage, r)) for r in records]
         click.echo(json.dumps(list_json(items), indent=2))
         return
     table = Table(box=None)
-    for col in ("NAMESPACE", "NAME", "CONDITION", "TRIALS", "SUCCEEDED", "FAILED", "BEST",
-                "CREATED"):
+    for col in (
+        "NAMESPACE",
+        "NAME",
+        "CONDITION",
+        "TRIALS",
+        "SUCCEEDED",
+        "FAILED",
+        "BEST",
+        "CREATED",
+    ):
         table.add_column(col)
     for r in records:
         from katib.records import TrialState
@@ -297,7 +335,10 @@ def get_experiments(db: str | None, namespace: str | None, output_format: str) -
         counts = storage.count_trials(r.id)
         best = _best(storage, r)
         table.add_row(
-            r.namespace, r.name, r.condition.value, str(sum(counts.values())),
+            r.namespace,
+            r.name,
+            r.condition.value,
+            str(sum(counts.values())),
             str(counts.get(TrialState.SUCCEEDED, 0)),
             str(counts.get(TrialState.FAILED, 0) + counts.get(TrialState.METRICS_UNAVAILABLE, 0)),
             "" if best is None or best.objective is None else f"{best.objective:.6g}",
@@ -330,7 +371,8 @@ def get_trials(experiment: str, db: str | None, namespace: str, output_format: s
         table.add_column(str(col))
     for t in trials:
         table.add_row(
-            t.name, f"[{STATE_STYLES.get(t.state, '')}]{t.state.value}[/]",
+            t.name,
+            f"[{STATE_STYLES.get(t.state, '')}]{t.state.value}[/]",
             *[t.assignments.get(p or "", "") for p in params],
             fmt_value(t.objective),
             "" if t.duration is None else f"{t.duration:.1f}s",
@@ -363,15 +405,23 @@ def describe_experiment(name: str, db: str | None, namespace: str) -> None:
     algorithm = spec.algorithm
     out.print(f"[bold]Name:[/]        {r.name}\n[bold]Namespace:[/]   {r.namespace}")
     out.print(f"[bold]Condition:[/]   {r.condition.value}  {r.message}")
-    out.print(f"[bold]Objective:[/]   {objective.type} {objective.objective_metric_name}"
-              + (f" (goal {objective.goal:g})" if objective.goal is not None else ""))
-    out.print(f"[bold]Algorithm:[/]   {algorithm.algorithm_name} "
-              + " ".join(f"{s.name}={s.value}" for s in algorithm.algorithm_settings))
-    out.print(f"[bold]Budget:[/]      maxTrialCount={spec.max_trial_count} "
-              f"parallelTrialCount={spec.parallel_trial_count} "
-              f"maxFailedTrialCount={spec.max_failed_trial_count}")
-    out.print(f"[bold]Created:[/]     {rfc3339(r.created_at)}   [bold]Started:[/] "
-              f"{rfc3339(r.started_at)}   [bold]Completed:[/] {rfc3339(r.completed_at)}")
+    out.print(
+        f"[bold]Objective:[/]   {objective.type} {objective.objective_metric_name}"
+        + (f" (goal {objective.goal:g})" if objective.goal is not None else "")
+    )
+    out.print(
+        f"[bold]Algorithm:[/]   {algorithm.algorithm_name} "
+        + " ".join(f"{s.name}={s.value}" for s in algorithm.algorithm_settings)
+    )
+    out.print(
+        f"[bold]Budget:[/]      maxTrialCount={spec.max_trial_count} "
+        f"parallelTrialCount={spec.parallel_trial_count} "
+        f"maxFailedTrialCount={spec.max_failed_trial_count}"
+    )
+    out.print(
+        f"[bold]Created:[/]     {rfc3339(r.created_at)}   [bold]Started:[/] "
+        f"{rfc3339(r.started_at)}   [bold]Completed:[/] {rfc3339(r.completed_at)}"
+    )
     counts = trial_counts_json(storage.count_trials(r.id))
     out.print("[bold]Trials:[/]      " + "  ".join(f"{k}={v}" for k, v in counts.items()))
     out.print("[bold]Conditions:[/]")
@@ -441,8 +491,10 @@ def logs(trial: str, db: str | None, namespace: str | None, follow: bool) -> Non
             raise NotFoundError(f"trial {trial} not found")
         if len(found) > 1:
             spaces = ", ".join(t.namespace for t in found)
-            _fail(f"trial {trial} exists in several namespaces ({spaces}); use --namespace",
-                  EXIT_USAGE)
+            _fail(
+                f"trial {trial} exists in several namespaces ({spaces}); use --namespace",
+                EXIT_USAGE,
+            )
         record = found[0]
     exp = storage.get_experiment_by_id(record.experiment_id)
     path = _logs_root() / exp.namespace / exp.name / f"{trial}.log"
@@ -487,8 +539,10 @@ def delete_experiment(name: str, db: str | None, namespace: str) -> None:
     storage = _storage(db)
     record = storage.get_experiment(namespace, name)
     if owner_alive(record.owner, record.owner_heartbeat):
-        raise ConflictError(f"experiment {namespace}/{name} is running ({record.owner}); "
-                            f"stop it first with `katib stop {name}`")
+        raise ConflictError(
+            f"experiment {namespace}/{name} is running ({record.owner}); "
+            f"stop it first with `katib stop {name}`"
+        )
     storage.delete_experiment(namespace, name)
     shutil.rmtree(_logs_root() / namespace / name, ignore_errors=True)
     click.echo(f"experiment {namespace}/{name} deleted")
@@ -506,8 +560,9 @@ def stop(name: str, db: str | None, namespace: str) -> None:
     storage = _storage(db)
     record = storage.get_experiment(namespace, name)
     if record.condition.is_finished:
-        raise ConflictError(f"experiment {namespace}/{name} already finished "
-                            f"({record.condition.value})")
+        raise ConflictError(
+            f"experiment {namespace}/{name} already finished ({record.condition.value})"
+        )
     storage.update_experiment(record.id, stop_requested=True)
     if owner_alive(record.owner, record.owner_heartbeat):
         click.echo(f"stop requested for {namespace}/{name}; its controller stops it shortly")
@@ -517,18 +572,34 @@ def stop(name: str, db: str | None, namespace: str) -> None:
     from katib.records import Condition, ExperimentCondition, TrialState
 
     now = time.time()
-    for trial in storage.list_trials(record.id, [TrialState.CREATED, TrialState.RUNNING,
-                                                 TrialState.KILLED]):
+    for trial in storage.list_trials(
+        record.id, [TrialState.CREATED, TrialState.RUNNING, TrialState.KILLED]
+    ):
         if trial.state.is_active:
-            storage.update_trial(trial.id, state=TrialState.KILLED,
-                                 reason=REASON_EXPERIMENT_DONE, message="Experiment was stopped",
-                                 completed_at=now)
-    conditions = [*record.conditions,
-                  Condition("Succeeded", "True", "ExperimentStoppedByUser",
-                            "Experiment was stopped by the user", now)]
-    storage.update_experiment(record.id, condition=ExperimentCondition.SUCCEEDED,
-                              conditions=conditions, completed_at=now,
-                              message="Experiment was stopped by the user")
+            storage.update_trial(
+                trial.id,
+                state=TrialState.KILLED,
+                reason=REASON_EXPERIMENT_DONE,
+                message="Experiment was stopped",
+                completed_at=now,
+            )
+    conditions = [
+        *record.conditions,
+        Condition(
+            "Succeeded",
+            "True",
+            "ExperimentStoppedByUser",
+            "Experiment was stopped by the user",
+            now,
+        ),
+    ]
+    storage.update_experiment(
+        record.id,
+        condition=ExperimentCondition.SUCCEEDED,
+        conditions=conditions,
+        completed_at=now,
+        message="Experiment was stopped by the user",
+    )
     click.echo(f"experiment {namespace}/{name} stopped")
 
 
@@ -539,8 +610,13 @@ def _budget_options(func: F) -> F:
     return func
 
 
-def _apply_budget(storage: Any, record: Any, max_trial_count: int | None,
-                  parallel_trial_count: int | None, max_failed_trial_count: int | None) -> None:
+def _apply_budget(
+    storage: Any,
+    record: Any,
+    max_trial_count: int | None,
+    parallel_trial_count: int | None,
+    max_failed_trial_count: int | None,
+) -> None:
     from katib.spec import validate_experiment
 
     spec = record.spec.model_copy(deep=True)
@@ -563,19 +639,30 @@ def _apply_budget(storage: Any, record: Any, max_trial_count: int | None,
 @namespace_option
 @_budget_options
 @_user_errors
-def edit(name: str, db: str | None, namespace: str, max_trial_count: int | None,
-         parallel_trial_count: int | None, max_failed_trial_count: int | None) -> None:
+def edit(
+    name: str,
+    db: str | None,
+    namespace: str,
+    max_trial_count: int | None,
+    parallel_trial_count: int | None,
+    max_failed_trial_count: int | None,
+) -> None:
     """Change the trial budget of an experiment (a running one picks it up within seconds)."""
     if max_trial_count is None and parallel_trial_count is None and max_failed_trial_count is None:
-        _fail("nothing to change: give --max-trial-count, --parallel-trial-count or "
-              "--max-failed-trial-count", EXIT_USAGE)
+        _fail(
+            "nothing to change: give --max-trial-count, --parallel-trial-count or "
+            "--max-failed-trial-count",
+            EXIT_USAGE,
+        )
     storage = _storage(db)
     record = storage.get_experiment(namespace, name)
     _apply_budget(storage, record, max_trial_count, parallel_trial_count, max_failed_trial_count)
     spec = record.spec.spec
-    click.echo(f"experiment {namespace}/{name}: maxTrialCount={spec.max_trial_count} "
-               f"parallelTrialCount={spec.parallel_trial_count} "
-               f"maxFailedTrialCount={spec.max_failed_trial_count}")
+    click.echo(
+        f"experiment {namespace}/{name}: maxTrialCount={spec.max_trial_count} "
+        f"parallelTrialCount={spec.parallel_trial_count} "
+        f"maxFailedTrialCount={spec.max_failed_trial_count}"
+    )
 
 
 @cli.command()
@@ -583,25 +670,41 @@ def edit(name: str, db: str | None, namespace: str, max_trial_count: int | None,
 @db_option
 @namespace_option
 @_budget_options
-@click.option("--output", "output", type=click.Path(dir_okay=False), default=None,
-              help="Write the optimal trial as JSON to this file.")
+@click.option(
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the optimal trial as JSON to this file.",
+)
 @click.option("--quiet", "-q", is_flag=True)
 @_user_errors
-def restart(name: str, db: str | None, namespace: str, max_trial_count: int | None,
-            parallel_trial_count: int | None, max_failed_trial_count: int | None,
-            output: str | None, quiet: bool) -> None:
+def restart(
+    name: str,
+    db: str | None,
+    namespace: str,
+    max_trial_count: int | None,
+    parallel_trial_count: int | None,
+    max_failed_trial_count: int | None,
+    output: str | None,
+    quiet: bool,
+) -> None:
     """Restart a finished experiment with a larger budget and run it here to its end."""
     from katib.records import Condition, ExperimentCondition
 
     storage = _storage(db)
     record = storage.get_experiment(namespace, name)
     if not record.condition.is_finished:
-        raise ConflictError(f"experiment {namespace}/{name} has not finished "
-                            f"({record.condition.value}); run its file again to resume it")
+        raise ConflictError(
+            f"experiment {namespace}/{name} has not finished "
+            f"({record.condition.value}); run its file again to resume it"
+        )
     policy = record.spec.spec.resume_policy or "Never"
     if policy == "Never":
-        raise ConflictError(f"experiment {namespace}/{name} has resumePolicy Never and cannot "
-                            "be restarted (use LongRunning or FromVolume)")
+        raise ConflictError(
+            f"experiment {namespace}/{name} has resumePolicy Never and cannot "
+            "be restarted (use LongRunning or FromVolume)"
+        )
     trials_run = sum(storage.count_trials(record.id).values())
     new_max = max_trial_count if max_trial_count is not None else record.spec.spec.max_trial_count
     if new_max is not None and new_max <= trials_run:
@@ -609,11 +712,17 @@ def restart(name: str, db: str | None, namespace: str, max_trial_count: int | No
     _apply_budget(storage, record, max_trial_count, parallel_trial_count, max_failed_trial_count)
     now = time.time()
     conditions = [c for c in record.conditions if c.type not in ("Succeeded", "Failed")]
-    conditions.append(Condition("Restarting", "True", "ExperimentRestarting",
-                                "Experiment is restarting", now))
-    storage.update_experiment(record.id, condition=ExperimentCondition.RESTARTING,
-                              conditions=conditions, completed_at=None, stop_requested=False,
-                              message="")
+    conditions.append(
+        Condition("Restarting", "True", "ExperimentRestarting", "Experiment is restarting", now)
+    )
+    storage.update_experiment(
+        record.id,
+        condition=ExperimentCondition.RESTARTING,
+        conditions=conditions,
+        completed_at=None,
+        stop_requested=False,
+        message="",
+    )
     record = storage.get_experiment_by_id(record.id)
     sys.exit(_run_experiments([], db, record.source_dir, output, quiet, records=[record]))
 

@@ -45,7 +45,9 @@ class LiveProgress(RunObserver):
     def __enter__(self) -> LiveProgress:
         if self.console.is_terminal:
             self.live = Live(
-                get_renderable=self.render, console=self.console, refresh_per_second=4,
+                get_renderable=self.render,
+                console=self.console,
+                refresh_per_second=4,
                 transient=False,
             )
             self.live.__enter__()

@@ -115,41 +115,63 @@ def goal_reached(state: ExperimentState) -> bool:
 def reconcile(state: ExperimentState) -> Decision:
     """The next actions for an experiment in ``state``."""
     if goal_reached(state):
-        return Decision((Complete(
-            ExperimentCondition.SUCCEEDED,
-            REASON_GOAL_REACHED,
-            f"Experiment has succeeded because the objective goal {state.goal:g} was reached "
-            f"(best {state.best_objective:g})",
-        ),))
+        return Decision(
+            (
+                Complete(
+                    ExperimentCondition.SUCCEEDED,
+                    REASON_GOAL_REACHED,
+                    f"Experiment has succeeded because the objective goal {state.goal:g} "
+                    f"was reached (best {state.best_objective:g})",
+                ),
+            )
+        )
     if (
         state.max_failed_trial_count is not None
         and state.failed > 0
         and state.failed >= state.max_failed_trial_count
     ):
-        return Decision((Complete(
-            ExperimentCondition.FAILED,
-            REASON_MAX_FAILED,
-            f"Experiment has failed because {state.failed} trials failed "
-            f"(maxFailedTrialCount is {state.max_failed_trial_count})",
-        ),))
+        return Decision(
+            (
+                Complete(
+                    ExperimentCondition.FAILED,
+                    REASON_MAX_FAILED,
+                    f"Experiment has failed because {state.failed} trials failed "
+                    f"(maxFailedTrialCount is {state.max_failed_trial_count})",
+                ),
+            )
+        )
     if state.max_trial_count is not None and state.finished >= state.max_trial_count:
-        return Decision((Complete(
-            ExperimentCondition.SUCCEEDED,
-            REASON_MAX_TRIALS,
-            f"Experiment has succeeded because max trial count {state.max_trial_count} "
-            "has been reached",
-        ),))
+        return Decision(
+            (
+                Complete(
+                    ExperimentCondition.SUCCEEDED,
+                    REASON_MAX_TRIALS,
+                    f"Experiment has succeeded because max trial count {state.max_trial_count} "
+                    "has been reached",
+                ),
+            )
+        )
     if state.stop_requested:
-        return Decision((Complete(
-            ExperimentCondition.SUCCEEDED, REASON_STOPPED, "Experiment was stopped by the user"
-        ),))
+        return Decision(
+            (
+                Complete(
+                    ExperimentCondition.SUCCEEDED,
+                    REASON_STOPPED,
+                    "Experiment was stopped by the user",
+                ),
+            )
+        )
     running = state.count(TrialState.RUNNING)
     if state.exhausted and not state.pending and running == 0:
-        return Decision((Complete(
-            ExperimentCondition.SUCCEEDED,
-            REASON_SUGGESTION_END,
-            "Experiment has succeeded because the algorithm has no more parameters to try",
-        ),))
+        return Decision(
+            (
+                Complete(
+                    ExperimentCondition.SUCCEEDED,
+                    REASON_SUGGESTION_END,
+                    "Experiment has succeeded because the algorithm has no more parameters to try",
+                ),
+            )
+        )
 
     slots = state.parallel_trial_count - running
     actions: list[Action] = []

@@ -147,8 +147,7 @@ class ExperimentRun:
         kind = collector.collector.kind if collector and collector.collector else "StdOut"
         if kind not in LOCAL_COLLECTORS:
             raise KatibError(
-                f"metrics collector kind {kind} is not supported by local runs yet "
-                "(use StdOut)"
+                f"metrics collector kind {kind} is not supported by local runs yet (use StdOut)"
             )
         history = self.storage.list_trials(record.id)
         finished: list[TrialRecord] = []
@@ -177,8 +176,9 @@ class ExperimentRun:
             [_for_algorithm(t) for t in self.trials.values()],
         )
         if record.condition != ExperimentCondition.RUNNING:
-            self._set_condition(ExperimentCondition.RUNNING, "ExperimentRunning",
-                                "Experiment is running")
+            self._set_condition(
+                ExperimentCondition.RUNNING, "ExperimentRunning", "Experiment is running"
+            )
         if record.started_at is None:
             self.storage.update_experiment(record.id, started_at=now())
         self.storage.update_experiment(record.id, message="")
@@ -238,10 +238,13 @@ class ExperimentRun:
         try:
             suggestions = self.algorithm.suggest(count)
         except Exception as e:  # noqa: BLE001 - an algorithm bug fails the experiment cleanly
-            self._complete(Complete(
-                ExperimentCondition.FAILED, "SuggestionFailed",
-                f"algorithm {self.algorithm.name} failed: {type(e).__name__}: {e}",
-            ))
+            self._complete(
+                Complete(
+                    ExperimentCondition.FAILED,
+                    "SuggestionFailed",
+                    f"algorithm {self.algorithm.name} failed: {type(e).__name__}: {e}",
+                )
+            )
             return False
         self.storage.save_algorithm_state(
             self.record.id, self.algorithm.name, self.algorithm.dump_state()
@@ -278,8 +281,12 @@ class ExperimentRun:
         trial.state, trial.pid, trial.started_at = TrialState.RUNNING, pid, started
         trial.reason, trial.message = "TrialRunning", "Trial is running"
         self.storage.update_trial(
-            trial.id, state=TrialState.RUNNING, pid=pid, started_at=started,
-            reason=trial.reason, message=trial.message,
+            trial.id,
+            state=TrialState.RUNNING,
+            pid=pid,
+            started_at=started,
+            reason=trial.reason,
+            message=trial.message,
         )
         self.observer.trial_started(self, trial)
 
@@ -287,8 +294,11 @@ class ExperimentRun:
         template = self.spec.spec.trial_template
         assert template is not None
         manifest = render_trial_spec(
-            self.spec, trial.assignments, trial_name=trial.name,
-            namespace=self.record.namespace, labels=trial.labels,
+            self.spec,
+            trial.assignments,
+            trial_name=trial.name,
+            namespace=self.record.namespace,
+            labels=trial.labels,
         )
         container = primary_container(manifest, template.primary_container_name or "")
         command = container.get("command") or []
@@ -390,8 +400,14 @@ class ExperimentRun:
         trial.metrics = dict(accumulator.summaries)
         trial.objective = accumulator.objective(self.objective)
         self.storage.finish_trial(
-            trial.id, points, state=state, reason=reason, message=message,
-            exit_code=exit_code, completed_at=trial.completed_at, metrics=trial.metrics,
+            trial.id,
+            points,
+            state=state,
+            reason=reason,
+            message=message,
+            exit_code=exit_code,
+            completed_at=trial.completed_at,
+            metrics=trial.metrics,
             objective=trial.objective,
         )
         self.counts[previous] -= 1
@@ -410,8 +426,9 @@ class ExperimentRun:
         if (
             state in OPTIMAL_CANDIDATE_STATES
             and trial.objective is not None
-            and is_better(trial.objective, None if self.best is None else self.best.objective,
-                          self.objective)
+            and is_better(
+                trial.objective, None if self.best is None else self.best.objective, self.objective
+            )
         ):
             self.best = trial
             self.storage.update_experiment(self.record.id, optimal_trial_name=trial.name)
@@ -427,8 +444,14 @@ class ExperimentRun:
         self.storage.update_experiment(self.record.id, completed_at=now())
         for name in list(self.pending):
             trial = self.trials[name]
-            self._finish(trial, TrialState.KILLED, REASON_EXPERIMENT_DONE,
-                         "Trial was not run: the experiment completed", None, [])
+            self._finish(
+                trial,
+                TrialState.KILLED,
+                REASON_EXPERIMENT_DONE,
+                "Trial was not run: the experiment completed",
+                None,
+                [],
+            )
         for name in list(self.trials):
             self.launcher.kill(name, REASON_EXPERIMENT_DONE)
         if not self.trials:
@@ -447,8 +470,14 @@ class ExperimentRun:
         for trial in list(self.trials.values()):
             # Trials whose exit event never arrived: record them as interrupted anyway.
             if trial.state == TrialState.RUNNING:
-                self._finish(trial, TrialState.KILLED, REASON_INTERRUPTED,
-                             "Trial was killed by an interruption", None, [])
+                self._finish(
+                    trial,
+                    TrialState.KILLED,
+                    REASON_INTERRUPTED,
+                    "Trial was killed by an interruption",
+                    None,
+                    [],
+                )
         if self.completing is None:
             self.storage.update_experiment(
                 self.record.id,

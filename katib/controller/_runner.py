@@ -46,8 +46,12 @@ class Runner:
 
     def add(self, record: ExperimentRecord) -> ExperimentRun:
         run = ExperimentRun(
-            self.storage, record, self.launcher, sink=self.events.put,
-            logs_root=self.logs_root, observer=self.observer,
+            self.storage,
+            record,
+            self.launcher,
+            sink=self.events.put,
+            logs_root=self.logs_root,
+            observer=self.observer,
         )
         self.runs.append(run)
         return run

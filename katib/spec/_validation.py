@@ -715,8 +715,10 @@ def _check_trial_spec(template: TrialTemplate, trial_spec: dict[str, Any], error
         )
     for field in ("apiVersion", "kind"):
         value = trial_spec.get(field)
-        if not isinstance(value, str) or not value:
+        if value is None or value == "":
             errors.add(f"{spec_path}.{field}", "must be specified")
+        elif not isinstance(value, str):
+            errors.add(f"{spec_path}.{field}", "must be a string")
     metadata = trial_spec.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         errors.add(f"{spec_path}.metadata", "must be a mapping")
@@ -735,7 +737,7 @@ def _check_primary_container(
     template: TrialTemplate, trial_spec: dict[str, Any], errors: _Errors
 ) -> None:
     name = template.primary_container_name
-    kind = trial_spec.get("kind")
+    kind = template.kind  # None unless the trialSpec's kind is a string
     if not name:
         return
     if kind == "Job" and trial_spec.get("apiVersion") == "batch/v1":

@@ -107,8 +107,9 @@ class Storage:
             spec=spec.to_wire(),
             condition=ExperimentCondition.CREATED.value,
             conditions=[
-                Condition("Created", "True", "ExperimentCreated", "Experiment is created", t)
-                .to_json()
+                Condition(
+                    "Created", "True", "ExperimentCreated", "Experiment is created", t
+                ).to_json()
             ],
             message="",
             source_dir=source_dir,
@@ -121,9 +122,7 @@ class Storage:
             with self._session() as s:
                 s.add(row)
         except IntegrityError as e:
-            raise ConflictError(
-                f"experiment {spec.namespace}/{spec.name} already exists"
-            ) from e
+            raise ConflictError(f"experiment {spec.namespace}/{spec.name} already exists") from e
         return _experiment(row)
 
     def get_experiment(self, namespace: str, name: str) -> ExperimentRecord:
@@ -174,9 +173,7 @@ class Storage:
             s.execute(delete(ObservationRow).where(ObservationRow.trial_id.in_(trial_ids)))
             s.execute(delete(TrialRow).where(TrialRow.experiment_id == record.id))
             s.execute(delete(EventRow).where(EventRow.experiment_id == record.id))
-            s.execute(
-                delete(AlgorithmStateRow).where(AlgorithmStateRow.experiment_id == record.id)
-            )
+            s.execute(delete(AlgorithmStateRow).where(AlgorithmStateRow.experiment_id == record.id))
             s.execute(delete(ExperimentRow).where(ExperimentRow.id == record.id))
 
     def claim(self, experiment_id: int, owner: str, *, expected: str | None) -> bool:
@@ -345,10 +342,14 @@ class Storage:
         with self._session() as s:
             row = s.get(AlgorithmStateRow, experiment_id)
             if row is None:
-                s.add(AlgorithmStateRow(
-                    experiment_id=experiment_id, algorithm=algorithm, state=state,
-                    updated_at=now(),
-                ))
+                s.add(
+                    AlgorithmStateRow(
+                        experiment_id=experiment_id,
+                        algorithm=algorithm,
+                        state=state,
+                        updated_at=now(),
+                    )
+                )
             else:
                 row.algorithm, row.state, row.updated_at = algorithm, state, now()
 
@@ -369,15 +370,23 @@ class Storage:
         type: str = "Normal",
     ) -> None:
         with self._session() as s:
-            s.add(EventRow(
-                experiment_id=experiment_id, trial_name=trial_name, type=type, reason=reason,
-                message=message, created_at=now(),
-            ))
+            s.add(
+                EventRow(
+                    experiment_id=experiment_id,
+                    trial_name=trial_name,
+                    type=type,
+                    reason=reason,
+                    message=message,
+                    created_at=now(),
+                )
+            )
 
     def list_events(self, experiment_id: int) -> list[EventRecord]:
         with self._session() as s:
             rows = s.scalars(
-                select(EventRow).where(EventRow.experiment_id == experiment_id).order_by(EventRow.id)
+                select(EventRow)
+                .where(EventRow.experiment_id == experiment_id)
+                .order_by(EventRow.id)
             )
             return [
                 EventRecord(r.id, r.trial_name, r.type, r.reason, r.message, r.created_at)
@@ -409,7 +418,10 @@ def _experiment(row: ExperimentRow) -> ExperimentRecord:
         condition=ExperimentCondition(row.condition),
         conditions=[
             Condition(
-                c["type"], c["status"], c.get("reason", ""), c.get("message", ""),
+                c["type"],
+                c["status"],
+                c.get("reason", ""),
+                c.get("message", ""),
                 _parse_time(c.get("lastTransitionTime")),
             )
             for c in row.conditions or []
@@ -451,7 +463,8 @@ def _trial(row: TrialRow) -> TrialRecord:
         pid=row.pid,
         objective=row.objective,
         metrics={
-            k: MetricSummary(k, v["min"], v["max"], v["latest"]) for k, v in (row.metrics or {}).items()
+            k: MetricSummary(k, v["min"], v["max"], v["latest"])
+            for k, v in (row.metrics or {}).items()
         },
         labels=dict(row.labels or {}),
     )

@@ -33,7 +33,8 @@ if a.mode == "silent":
     sys.exit(0)
 print(f"epoch=1 loss={a.x * 2}")
 print(f"loss={a.x}")
-print("trial", os.environ.get("KATIB_TRIAL_NAME"), "cwd", os.getcwd(), "env", os.environ.get("MY_ENV"))
+name, env = os.environ.get("KATIB_TRIAL_NAME"), os.environ.get("MY_ENV")
+print("trial", name, "cwd", os.getcwd(), "env", env)
 '''
 
 
