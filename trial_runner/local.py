@@ -116,16 +116,24 @@ class LocalProcessLauncher(Launcher):
         try:
             while True:
                 ready, _, _ = select.select([fd], [], [], 0.25)
+                # Checked on every pass, not only when idle: a grandchild that keeps writing
+                # to the inherited pipe must not hold the trial open after its process ended.
+                if proc.poll() is not None:
+                    exited_at = exited_at or time.monotonic()
+                    if time.monotonic() - exited_at > _DRAIN_AFTER_EXIT:
+                        break
                 if not ready:
-                    if proc.poll() is not None:
-                        exited_at = exited_at or time.monotonic()
-                        if time.monotonic() - exited_at > _DRAIN_AFTER_EXIT:
-                            break
+                    # A trial that reports and then computes silently is still reported.
+                    if pending and time.monotonic() - last_report >= REPORT_INTERVAL:
+                        sink(MetricsReported(running.name, pending))
+                        pending = []
+                        last_report = time.monotonic()
                     continue
                 chunk = os.read(fd, _READ_SIZE)
                 if not chunk:
                     break
                 log.write(chunk)
+                log.flush()  # the log is read live (``katib logs --follow``)
                 if parse is None:
                     continue
                 partial += chunk
@@ -161,6 +169,9 @@ class LocalProcessLauncher(Launcher):
             log.close()
             proc.stdout.close()
         code = proc.wait()
+        # As when a pod's container ends: whatever the trial left behind in its process
+        # group (background helpers, data loaders) ends with it.
+        _signal_group(proc, signal.SIGKILL)
         if running.timer is not None:
             running.timer.cancel()
         with self._lock:

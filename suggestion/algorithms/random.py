@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,10 +17,14 @@ from suggestion._space import (
     LOG_UNIFORM,
     NORMAL,
     Parameter,
+    SearchSpace,
 )
 
 # Draws before a duplicate is accepted; only small discrete spaces get near it.
 _MAX_RETRIES = 50
+# Largest finite space whose unseen points are listed once random draws keep hitting seen
+# ones (a nearly exhausted space of a few hundred points defeats the retries).
+_MAX_ENUMERATED = 100_000
 
 
 def sample_parameter(param: Parameter, rng: np.random.Generator) -> str:
@@ -66,6 +71,22 @@ def quantize(param: Parameter, x: float) -> float:
     return x
 
 
+def finite_size(space: SearchSpace) -> int | None:
+    """How many points ``space`` has (an upper bound), or None if it is continuous or huge."""
+    size = 1
+    for param in space:
+        if not param.is_numeric:
+            size *= len(param.values)
+        elif param.type == DOUBLE and not param.step:
+            return None
+        else:
+            step = param.step or 1.0
+            size *= int(math.floor((param.high - param.low) / step + 1e-9)) + 1
+        if size > _MAX_ENUMERATED:
+            return None
+    return size
+
+
 class RandomSearch(Algorithm):
     """Random search, reproducible with ``random_state``."""
 
@@ -92,9 +113,22 @@ class RandomSearch(Algorithm):
                 if self.space.key(candidate) not in self._seen:
                     break
                 candidate = self._draw()
+            if self.space.key(candidate) in self._seen:
+                candidate = self._draw_unseen() or candidate
             self._seen.add(self.space.key(candidate))
             out.append(candidate)
         return out
+
+    def _draw_unseen(self) -> dict[str, str] | None:
+        """A uniform pick among the points not seen yet, if the space is small enough to list."""
+        if finite_size(self.space) is None:
+            return None
+        axes = [p.grid() for p in self.space]
+        unseen = [point for point in itertools.product(*axes) if point not in self._seen]
+        if not unseen:
+            return None
+        point = unseen[int(self._rng.integers(len(unseen)))]
+        return dict(zip(self.space.names, point, strict=True))
 
     def _draw(self) -> dict[str, str]:
         return {p.name: sample_parameter(p, self._rng) for p in self.space}

@@ -1,0 +1,424 @@
+"""The algorithm contract (``suggestion/_base.py``), checked on every registered algorithm.
+
+Each test runs over ``algorithm_names()`` times a few search spaces, so an algorithm added to
+the registry later is covered without touching this file. An algorithm that declares through
+``validate_space`` that it cannot handle a space is skipped for that space only.
+
+A small controller stand-in (:class:`Driver`) plays the call order the contract states:
+suggest, report the new trials as active, report them finished, suggest again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from suggestion import (
+    EARLY_STOPPED,
+    FAILED,
+    KILLED,
+    METRICS_UNAVAILABLE,
+    RUNNING,
+    SUCCEEDED,
+    Algorithm,
+    Parameter,
+    SearchSpace,
+    TrialRecord,
+    algorithm_names,
+    get_algorithm,
+    grid_size,
+)
+
+SEED = 20240611
+
+MIXED = SearchSpace(
+    (
+        Parameter("x", "double", min=-2.5, max=3.5),
+        Parameter("lr", "double", min=1e-4, max=1e-1, distribution="logUniform"),
+        Parameter("layers", "int", min=1, max=8),
+        Parameter("batch", "int", min=16, max=128, step=16),
+        Parameter("dropout", "double", min=0.0, max=0.5, step=0.05),
+        Parameter("momentum", "discrete", values=("0.5", "0.9", "0.99")),
+        Parameter("optimizer", "categorical", values=("sgd", "adam", "ftrl")),
+    )
+)
+DISTRIBUTIONS = SearchSpace(
+    (
+        Parameter("a", "double", min=-1.0, max=1.0, distribution="normal"),
+        Parameter("b", "double", min=1e-3, max=10.0, distribution="logNormal"),
+        Parameter("c", "int", min=0, max=20, distribution="normal"),
+        Parameter("d", "int", min=1, max=1000, distribution="logNormal"),
+        Parameter("e", "double", min=0.0, max=1.0, step=0.1, distribution="normal"),
+    )
+)
+# Every parameter on a finite grid (5 * 3 * 3 * 2 * 3 = 270 points), so grid takes part.
+FINITE = SearchSpace(
+    (
+        Parameter("x", "double", min=0.0, max=1.0, step=0.25),
+        Parameter("n", "int", min=1, max=3),
+        Parameter("m", "int", min=0, max=20, step=10),
+        Parameter("opt", "categorical", values=("a", "b")),
+        Parameter("scale", "discrete", values=("1", "10", "100")),
+    )
+)
+# 2 * 3 = 6 points.
+TINY = SearchSpace(
+    (
+        Parameter("opt", "categorical", values=("a", "b")),
+        Parameter("n", "int", min=1, max=3),
+    )
+)
+TINY_SIZE = 6
+# 40 * 5 = 200 points: once most are tried, random draws keep hitting tried ones.
+SMALL = SearchSpace(
+    (
+        Parameter("n", "int", min=1, max=40),
+        Parameter("act", "categorical", values=("relu", "tanh", "gelu", "silu", "elu")),
+    )
+)
+
+SPACES = {
+    "mixed": MIXED,
+    "distributions": DISTRIBUTIONS,
+    "finite": FINITE,
+    "small": SMALL,
+    "tiny": TINY,
+}
+# Suggestions each contract test asks for at most; passed as maxTrialCount.
+BUDGET = {"mixed": 30, "distributions": 30, "finite": 30, "small": 200, "tiny": TINY_SIZE}
+
+
+@pytest.fixture(params=algorithm_names())
+def algorithm_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=sorted(SPACES))
+def space_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def settings_for(cls: type[Algorithm], seed: int | None) -> dict[str, str]:
+    if seed is not None and "random_state" in cls.settings_spec:
+        return {"random_state": str(seed)}
+    return {}
+
+
+def build(
+    name: str,
+    space_name: str,
+    *,
+    seed: int | None = SEED,
+    maximize: bool = False,
+) -> Algorithm:
+    """The algorithm as the controller builds it; skips a space the algorithm refuses."""
+    cls = get_algorithm(name)
+    space = SPACES[space_name]
+    settings = settings_for(cls, seed)
+    assert cls.validate_settings(settings) == []
+    problems = cls.validate_space(
+        space,
+        settings=settings,
+        max_trial_count=BUDGET[space_name],
+        parallel_trial_count=3,
+    )
+    if problems:
+        pytest.skip(f"{name} does not handle the {space_name} space: {problems}")
+    return cls(
+        space,
+        maximize=maximize,
+        settings=settings,
+        max_trial_count=BUDGET[space_name],
+        parallel_trial_count=3,
+    )
+
+
+def objective(space: SearchSpace, assignments: Mapping[str, str]) -> float:
+    """A deterministic objective of the assignments, so that model-based algorithms learn."""
+    total = 0.0
+    for param in space:
+        text = assignments[param.name]
+        if param.is_numeric:
+            number = float(text)
+            total += math.log(number) if param.distribution.startswith("log") else number
+        else:
+            total += param.values.index(text)
+    return total
+
+
+def round_trip(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The state as the controller stores it: through JSON."""
+    loaded = json.loads(json.dumps(state))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+class Driver:
+    """Plays the controller: suggest, report active, report finished; keeps the history."""
+
+    def __init__(self, algorithm: Algorithm, prefix: str = "t") -> None:
+        self.algorithm = algorithm
+        self.space = algorithm.space
+        self.prefix = prefix
+        self.completed: list[TrialRecord] = []
+        self.suggested: list[dict[str, str]] = []
+        self._count = 0
+
+    def name(self) -> str:
+        self._count += 1
+        return f"{self.prefix}-{self._count}"
+
+    def suggest(self, count: int) -> list[dict[str, str]]:
+        suggestions = self.algorithm.suggest(count)
+        assert isinstance(suggestions, list)
+        assert len(suggestions) <= count
+        round_trip(self.algorithm.dump_state())  # stored after every suggest
+        self.suggested.extend(suggestions)
+        return suggestions
+
+    def round(self, count: int, states: Sequence[str] = (SUCCEEDED,)) -> list[dict[str, str]]:
+        """Suggest ``count``, run them (active), finish them with ``states`` in turn."""
+        suggestions = self.suggest(count)
+        active = [TrialRecord(self.name(), s, RUNNING) for s in suggestions]
+        self.algorithm.update([], active)
+        finished: list[TrialRecord] = []
+        for i, trial in enumerate(active):
+            state = states[i % len(states)]
+            value = (
+                None
+                if state in (FAILED, METRICS_UNAVAILABLE, KILLED)
+                else (objective(self.space, trial.assignments))
+            )
+            finished.append(TrialRecord(trial.name, trial.assignments, state, value))
+        self.completed.extend(finished)
+        self.algorithm.update(finished, [])
+        return suggestions
+
+
+INTEGER = re.compile(r"-?[0-9]+")
+
+
+def assert_in_space(space: SearchSpace, assignments: Mapping[str, str]) -> None:
+    assert set(assignments) == set(space.names), assignments
+    for param in space:
+        text = assignments[param.name]
+        assert isinstance(text, str), (param.name, text)
+        assert param.contains(text), f"{param.name}={text!r} is outside its feasible space"
+        if param.type == "int":
+            assert INTEGER.fullmatch(text), f"{param.name}={text!r} is not an integral string"
+        if param.is_numeric and param.step:
+            k = (float(text) - param.low) / param.step
+            assert abs(k - round(k)) < 1e-6, f"{param.name}={text!r} is off the step grid"
+        if not param.is_numeric:
+            assert text in param.values
+
+
+def keys(space: SearchSpace, suggestions: Sequence[Mapping[str, str]]) -> list[tuple[str, ...]]:
+    return [space.key(s) for s in suggestions]
+
+
+# --- the test setup itself -------------------------------------------------------------------
+
+
+def test_builtin_algorithms_are_covered() -> None:
+    assert {"random", "grid"} <= set(algorithm_names())
+
+
+@pytest.mark.parametrize(
+    ("name", "space_name", "accepted"),
+    [
+        ("random", "mixed", True),
+        ("random", "distributions", True),
+        ("random", "finite", True),
+        ("random", "small", True),
+        ("random", "tiny", True),
+        ("grid", "mixed", False),  # a double without step
+        ("grid", "distributions", False),
+        ("grid", "finite", True),
+        ("grid", "small", True),
+        ("grid", "tiny", True),
+    ],
+)
+def test_skipping_is_decided_by_validate_space(name: str, space_name: str, accepted: bool) -> None:
+    # Guards the skips below: they must not hide combinations that should run.
+    cls = get_algorithm(name)
+    problems = cls.validate_space(
+        SPACES[space_name],
+        settings={},
+        max_trial_count=BUDGET[space_name],
+        parallel_trial_count=3,
+    )
+    assert (problems == []) is accepted, problems
+
+
+# --- (1) suggestions lie in the space ---------------------------------------------------------
+
+
+def test_suggestions_lie_in_the_feasible_space(algorithm_name: str, space_name: str) -> None:
+    driver = Driver(build(algorithm_name, space_name))
+    batches = [1] * TINY_SIZE if space_name == "tiny" else [5] * 6
+    for count in batches:
+        suggestions = driver.round(count)
+        assert suggestions, "a space with untried points is not exhausted"
+        for assignments in suggestions:
+            assert_in_space(SPACES[space_name], assignments)
+    assert len(driver.suggested) == sum(batches)
+
+
+def test_suggestions_lie_in_the_space_when_maximizing(algorithm_name: str) -> None:
+    driver = Driver(build(algorithm_name, "mixed", maximize=True))
+    for _ in range(4):
+        for assignments in driver.round(4):
+            assert_in_space(MIXED, assignments)
+
+
+# --- (2) reproducible with a seed -------------------------------------------------------------
+
+
+def test_same_random_state_gives_the_same_suggestions(algorithm_name: str, space_name: str) -> None:
+    if "random_state" not in get_algorithm(algorithm_name).settings_spec:
+        pytest.skip(f"{algorithm_name} has no random_state setting")
+    first = Driver(build(algorithm_name, space_name))
+    second = Driver(build(algorithm_name, space_name))
+    for count in (2, 1, 3):
+        assert first.round(count) == second.round(count)
+    assert first.suggested  # the comparison compared something
+
+
+# --- (3) state survives dump / load -----------------------------------------------------------
+
+
+# Without a seed only the loaded state can make the restarted instance agree; with one, a
+# generator could also catch up by drawing past the history's points again.
+@pytest.mark.parametrize("seed", [SEED, None], ids=["seeded", "unseeded"])
+def test_state_survives_dump_and_load(
+    algorithm_name: str, space_name: str, seed: int | None
+) -> None:
+    original = Driver(build(algorithm_name, space_name, seed=seed))
+    original.round(2)
+    original.round(1, states=(FAILED,))
+    pending = original.suggest(1)
+    state = round_trip(original.algorithm.dump_state())
+
+    restarted = build(algorithm_name, space_name, seed=seed)
+    restarted.load_state(state)
+    # On start the controller feeds the whole history and the trials still running.
+    active = [TrialRecord("running-0", s, RUNNING) for s in pending]
+    restarted.update(original.completed, active)
+    original.algorithm.update([], active)
+
+    assert restarted.suggest(1) == original.algorithm.suggest(1)
+    # And they keep agreeing once the running trial finishes.
+    finished = [
+        TrialRecord(t.name, t.assignments, SUCCEEDED, objective(original.space, t.assignments))
+        for t in active
+    ]
+    restarted.update(finished, [])
+    original.algorithm.update(finished, [])
+    assert restarted.suggest(1) == original.algorithm.suggest(1)
+
+
+def test_state_is_json_serialisable_before_any_suggestion(algorithm_name: str) -> None:
+    algorithm = build(algorithm_name, "mixed")
+    algorithm.load_state(round_trip(algorithm.dump_state()))
+    assert_in_space(MIXED, algorithm.suggest(1)[0])
+
+
+# --- (4) no duplicates where the space allows -------------------------------------------------
+
+
+@pytest.mark.parametrize("space_name", ["tiny", "small"])
+@pytest.mark.parametrize("report_as", ["active", "completed"])
+def test_one_at_a_time_covers_a_finite_space(
+    algorithm_name: str, space_name: str, report_as: str
+) -> None:
+    space = SPACES[space_name]
+    size = grid_size(space)
+    algorithm = build(algorithm_name, space_name)
+    trials: list[TrialRecord] = []
+    for i in range(size):
+        suggestions = algorithm.suggest(1)
+        assert len(suggestions) == 1, f"only {i} of {size} points were suggested"
+        if report_as == "active":
+            trials.append(TrialRecord(f"t-{i}", suggestions[0], RUNNING))
+            algorithm.update([], trials)
+        else:
+            trial = TrialRecord(f"t-{i}", suggestions[0], SUCCEEDED, float(i))
+            trials.append(trial)
+            algorithm.update([trial], [])
+    points = keys(space, [t.assignments for t in trials])
+    assert len(set(points)) == size, f"{size - len(set(points))} duplicates"
+
+
+def test_batch_has_no_duplicates_and_avoids_active_trials(algorithm_name: str) -> None:
+    algorithm = build(algorithm_name, "tiny")
+    active = [
+        TrialRecord("running-a", {"opt": "a", "n": "1"}, RUNNING),
+        TrialRecord("running-b", {"opt": "b", "n": "3"}, RUNNING),
+    ]
+    algorithm.update([], active)
+    batch = keys(TINY, algorithm.suggest(4))
+    assert 1 <= len(batch) <= 4
+    assert len(set(batch)) == len(batch), batch
+    assert not set(batch) & set(keys(TINY, [t.assignments for t in active])), batch
+
+
+def test_batch_avoids_the_history_in_larger_spaces(algorithm_name: str, space_name: str) -> None:
+    driver = Driver(build(algorithm_name, space_name))
+    driver.round(2)
+    running = driver.suggest(2)
+    driver.algorithm.update([], [TrialRecord(driver.name(), s, RUNNING) for s in running])
+    seen = keys(driver.space, driver.suggested)
+    batch = driver.suggest(min(8, BUDGET[space_name] - len(seen)))
+    assert batch
+    assert len(set(keys(driver.space, batch))) == len(batch)
+    assert not set(keys(driver.space, batch)) & set(seen)
+
+
+# --- (5) failed trials without an objective ---------------------------------------------------
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_failed_and_unmeasured_trials_are_tolerated(
+    algorithm_name: str, space_name: str, maximize: bool
+) -> None:
+    driver = Driver(build(algorithm_name, space_name, maximize=maximize))
+    # Nothing but failures first: no objective value at all.
+    driver.round(2, states=(FAILED, METRICS_UNAVAILABLE))
+    assert all(t.objective is None for t in driver.completed)
+    driver.round(2, states=(SUCCEEDED, KILLED))
+    driver.round(1, states=(EARLY_STOPPED,))
+    for assignments in driver.round(1, states=(METRICS_UNAVAILABLE,)):
+        assert_in_space(driver.space, assignments)
+    assert len(set(keys(driver.space, driver.suggested))) == len(driver.suggested)
+
+
+# --- (6) a finished trial seen twice counts once ----------------------------------------------
+
+
+def test_refed_trials_count_once(algorithm_name: str, space_name: str) -> None:
+    history = Driver(build(algorithm_name, space_name))
+    history.round(2)
+    history.round(1, states=(FAILED,))
+    state = round_trip(history.algorithm.dump_state())
+
+    once = build(algorithm_name, space_name)
+    once.load_state(state)
+    once.update(history.completed, [])
+
+    twice = build(algorithm_name, space_name)
+    twice.load_state(state)
+    twice.update(history.completed, [])
+    twice.update(history.completed, [])
+    twice.update(history.completed[:1], [])
+
+    from_once, from_twice = once.suggest(3), twice.suggest(3)
+    assert from_twice == from_once
+    tried = set(keys(history.space, history.suggested))
+    assert len(set(keys(history.space, from_twice))) == len(from_twice)
+    assert not set(keys(history.space, from_twice)) & tried
