@@ -74,6 +74,26 @@ class Parameter:
             return float(text)
         return text
 
+    def grid_size(self) -> int:
+        """How many values :meth:`grid_value` can give, computed without listing them."""
+        if not self.is_numeric:
+            return len(self.values)
+        step = self._grid_step()
+        return int(math.floor((self.high - self.low) / step + 1e-9)) + 1
+
+    def grid_value(self, index: int) -> str:
+        """The ``index``-th value of this parameter's grid, formatted."""
+        if not self.is_numeric:
+            return self.values[index]
+        return self.format(self.low + index * self._grid_step())
+
+    def _grid_step(self) -> float:
+        if self.step:
+            return self.step
+        if self.type == INT:
+            return 1.0
+        raise ValueError(f"parameter {self.name!r} of type double needs a step for grid")
+
     def grid(self) -> list[str]:
         """Every value on this parameter's grid, formatted; doubles need a step."""
         if not self.is_numeric:

@@ -41,6 +41,7 @@ MAX_NODES = 1_000_000
 #: Most characters of string values a document may hold once aliases are expanded.
 MAX_TEXT_CHARS = 4 * MAX_FILE_BYTES
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
 _CYCLE = "refers to itself (a recursive YAML alias, or a reference cycle)"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -161,6 +162,8 @@ def _read(path: Path) -> str:
         raise _InputProblem("permission denied") from None
     except OSError as e:
         raise _InputProblem(f"cannot read the file: {e.strerror or e}") from None
+    except ValueError as e:  # a NUL byte in the name
+        raise _InputProblem(f"is not a usable file name: {e}") from None
     if len(raw) > MAX_FILE_BYTES:  # it grew since stat
         raise _InputProblem(_too_large(len(raw)))
     try:
@@ -366,6 +369,11 @@ def _structure_problem(data: object) -> str | None:
                     return _CYCLE
                 if id(child) not in sizes:
                     stack.append((child, False))
+            elif not isinstance(child, _JSON_SCALARS):
+                return (
+                    f"holds a value of type {type(child).__name__}; an experiment holds only"
+                    " strings, numbers, booleans, nulls, lists and mappings"
+                )
         if len(stack) > MAX_NODES:
             return f"holds more than {MAX_NODES} values"
     return None
@@ -374,7 +382,7 @@ def _structure_problem(data: object) -> str | None:
 def _children(item: Any) -> list[Any] | None:
     if isinstance(item, dict):
         return [*item.keys(), *item.values()]
-    if isinstance(item, list | tuple | set | frozenset):
+    if isinstance(item, list | tuple):
         return list(item)
     return None
 

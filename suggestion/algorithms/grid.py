@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,10 +9,20 @@ from suggestion._base import Algorithm, SettingSpec, TrialRecord, check_int
 from suggestion._space import DOUBLE, SearchSpace
 
 
+def grid_points(space: SearchSpace) -> int:
+    """The number of grid points, computed arithmetically (a grid may be astronomically big)."""
+    size = 1
+    for param in space:
+        size *= param.grid_size()
+    return size
+
+
 class GridSearch(Algorithm):
     """Exhaustive grid. Doubles need a ``step``; int steps default to 1.
 
-    The experiment ends once every point has been tried (``suggest`` returns []).
+    Points are visited in row-major order (the last parameter varies fastest) through a cursor,
+    so even a huge grid costs nothing to hold. The experiment ends once every point has been
+    tried (``suggest`` returns []).
     """
 
     name = "grid"
@@ -24,7 +33,8 @@ class GridSearch(Algorithm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._axes = [p.grid() for p in self.space]
+        self._sizes = [p.grid_size() for p in self.space]
+        self._total = grid_points(self.space)
         self._cursor = 0
         self._seen: set[tuple[str, ...]] = set()
 
@@ -45,14 +55,20 @@ class GridSearch(Algorithm):
                 )
         if problems:
             return problems
-        size = 1
-        for param in space:
-            size *= len(param.grid())
+        size = grid_points(space)
         if max_trial_count is not None and max_trial_count > size:
             problems.append(
                 (None, f"maxTrialCount {max_trial_count} exceeds the grid's {size} points")
             )
         return problems
+
+    def _point(self, index: int) -> tuple[str, ...]:
+        coords: list[str] = []
+        for param, size in zip(reversed(self.space.parameters), reversed(self._sizes),
+                               strict=True):
+            index, k = divmod(index, size)
+            coords.append(param.grid_value(k))
+        return tuple(reversed(coords))
 
     def update(self, completed: Sequence[TrialRecord], active: Sequence[TrialRecord]) -> None:
         for trial in (*completed, *active):
@@ -60,10 +76,8 @@ class GridSearch(Algorithm):
 
     def suggest(self, count: int) -> list[dict[str, str]]:
         out: list[dict[str, str]] = []
-        points = itertools.islice(itertools.product(*self._axes), self._cursor, None)
-        for point in points:
-            if len(out) == count:
-                break
+        while len(out) < count and self._cursor < self._total:
+            point = self._point(self._cursor)
             self._cursor += 1
             if point in self._seen:
                 continue

@@ -149,3 +149,17 @@ def test_max_trial_count_within_grid_size_is_accepted(max_trial_count: int | Non
 def test_unknown_setting_is_rejected_by_name() -> None:
     found = GridSearch.validate_settings({"shuffle": "true"})
     assert [name for name, _ in found] == ["shuffle"]
+
+
+def test_huge_grid_is_never_listed() -> None:
+    from suggestion import SearchSpace
+    from suggestion._space import Parameter
+    from suggestion.algorithms.grid import GridSearch
+
+    space = SearchSpace((Parameter("n", "int", 0, 1e12), Parameter("m", "int", 0, 1e12)))
+    problems = GridSearch.validate_space(
+        space, settings={}, max_trial_count=10, parallel_trial_count=1
+    )
+    assert problems == []
+    grid = GridSearch(space, maximize=True)
+    assert grid.suggest(3) == [{"n": "0", "m": "0"}, {"n": "0", "m": "1"}, {"n": "0", "m": "2"}]

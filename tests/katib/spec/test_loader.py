@@ -265,6 +265,27 @@ def test_a_missing_file(tmp_path: Path) -> None:
     assert info.value.source == str(tmp_path / "absent.yaml")
 
 
+@pytest.mark.parametrize("name", ["bad\x00name.yaml", "x" * 5000 + ".yaml"], ids=["nul", "long"])
+def test_an_impossible_file_name(name: str) -> None:
+    with pytest.raises(InvalidExperimentError):
+        load_experiments(name)
+
+
+def test_an_unreadable_file(
+    tmp_path: Path, baseline_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "secret.yaml"
+    path.write_text(baseline_text)
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    # chmod does not stop root, so the refusal is simulated where the file is opened.
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(InvalidExperimentError, match="permission denied"):
+        load_experiments(path)
+
+
 def test_a_directory(tmp_path: Path) -> None:
     with pytest.raises(InvalidExperimentError, match="is a directory"):
         load_experiments(tmp_path)
@@ -333,6 +354,12 @@ def test_parse_experiment_refuses_cycles_and_bombs(baseline_doc: Doc) -> None:
         level = [level] * 10
     baseline_doc["spec"]["trialTemplate"]["trialSpec"]["bomb"] = level
     with pytest.raises(InvalidExperimentError, match="more than 1000000 values"):
+        parse_experiment(baseline_doc)
+
+
+def test_parse_experiment_refuses_values_json_cannot_hold(baseline_doc: Doc) -> None:
+    baseline_doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["when"] = {1, 2}
+    with pytest.raises(InvalidExperimentError, match="holds a value of type set"):
         parse_experiment(baseline_doc)
 
 

@@ -212,7 +212,7 @@ def test_primary_container_from_an_experiment(baseline_doc: Doc) -> None:
     assert primary_container(exp)["image"] == "python:3.11"
 
 
-KUBEFLOW_JOB = {
+KUBEFLOW_JOB: dict[str, Any] = {
     "apiVersion": "kubeflow.org/v1",
     "kind": "PyTorchJob",
     "spec": {
