@@ -17,10 +17,14 @@ class MetricAccumulator:
 
     def __init__(self) -> None:
         self.summaries: dict[str, MetricSummary] = {}
+        self.counts: dict[str, int] = {}
+        self.sums: dict[str, float] = {}
 
     def add(self, name: str, value: float) -> None:
         if math.isnan(value) or math.isinf(value):
             return
+        self.counts[name] = self.counts.get(name, 0) + 1
+        self.sums[name] = self.sums.get(name, 0.0) + value
         current = self.summaries.get(name)
         if current is None:
             self.summaries[name] = MetricSummary(name, value, value, value)
@@ -31,6 +35,10 @@ class MetricAccumulator:
 
     def objective(self, objective: Objective) -> float | None:
         return objective_value(self.summaries, objective)
+
+    def mean(self, name: str) -> float | None:
+        count = self.counts.get(name)
+        return None if not count else self.sums[name] / count
 
 
 def objective_value(summaries: Mapping[str, MetricSummary], objective: Objective) -> float | None:

@@ -49,6 +49,7 @@ from katib.spec import CollectorKind, primary_container, render_trial_spec
 from katib.storage import ObservationPoint, Storage
 from suggestion import Algorithm, SearchSpace, get_algorithm
 from suggestion import TrialRecord as AlgorithmTrial
+from suggestion.early_stopping import EarlyStopping, get_early_stopping
 from trial_runner._events import Event, Launcher, MetricsReported, TrialExited
 from trial_runner.local import ProcessSpec, kill_leftover
 from trial_runner.metrics import MetricsParser
@@ -59,6 +60,7 @@ OWNER_TIMEOUT = 30.0
 HEARTBEAT_INTERVAL = 2.0
 
 REASON_EXPERIMENT_DONE = "ExperimentCompleted"
+REASON_EARLY_STOPPED = "EarlyStopped"
 LOCAL_COLLECTORS = {CollectorKind.STDOUT.value}
 
 
@@ -130,6 +132,8 @@ class ExperimentRun:
         self.done = False
         self.last_heartbeat = 0.0
         self.algorithm: Algorithm | None = None
+        self.early_stopping: EarlyStopping | None = None
+        self._stopping: set[str] = set()  # trials being killed by early stopping
         self.recent: list[TrialRecord] = []  # finished trials, newest last, for displays
         self._claimed = False
 
@@ -175,6 +179,11 @@ class ExperimentRun:
             [_for_algorithm(t) for t in finished],
             [_for_algorithm(t) for t in self.trials.values()],
         )
+        self.early_stopping = self._build_early_stopping()
+        if self.early_stopping is not None:
+            self.early_stopping.update(
+                self.storage.objective_means(record.id, self.early_stopping.metric)
+            )
         if record.condition != ExperimentCondition.RUNNING:
             self._set_condition(
                 ExperimentCondition.RUNNING, "ExperimentRunning", "Experiment is running"
@@ -194,6 +203,17 @@ class ExperimentRun:
             settings=spec.algorithm.settings_dict(),
             max_trial_count=spec.max_trial_count,
             parallel_trial_count=spec.parallel_trial_count or 1,
+        )
+
+    def _build_early_stopping(self) -> EarlyStopping | None:
+        early = self.spec.spec.early_stopping
+        if early is None or not early.algorithm_name:
+            return None
+        cls = get_early_stopping(early.algorithm_name)
+        return cls(
+            metric=self.objective.objective_metric_name or "",
+            maximize=self.objective.type == "maximize",
+            settings=early.settings_dict(),
         )
 
     # Decisions ---------------------------------------------------------------------------
@@ -355,10 +375,23 @@ class ExperimentRun:
             accumulator.add(point.metric_name, point.value)
         if isinstance(event, MetricsReported):
             self.storage.add_observations(trial.id, points)
+            self._check_early_stopping(trial, accumulator)
             return
         assert isinstance(event, TrialExited)
         state, reason, message = self._outcome(trial, event, accumulator)
         self._finish(trial, state, reason, message, event.exit_code, points)
+
+    def _check_early_stopping(self, trial: TrialRecord, acc: MetricAccumulator) -> None:
+        es = self.early_stopping
+        if es is None or trial.name in self._stopping or self.completing is not None:
+            return
+        latest = acc.summaries.get(es.metric)
+        if latest is None:
+            return
+        decision = es.should_stop(acc.counts.get(es.metric, 0), latest.latest)
+        if decision is not None:
+            self._stopping.add(trial.name)
+            self.launcher.kill(trial.name, f"{REASON_EARLY_STOPPED}: {decision}")
 
     def _outcome(
         self, trial: TrialRecord, event: TrialExited, acc: MetricAccumulator
@@ -368,6 +401,8 @@ class ExperimentRun:
         killed = event.killed_reason
         if killed == REASON_INTERRUPTED:
             return TrialState.KILLED, REASON_INTERRUPTED, "Trial was killed by an interruption"
+        if killed is not None and killed.startswith(REASON_EARLY_STOPPED):
+            return TrialState.EARLY_STOPPED, REASON_EARLY_STOPPED, killed.partition(": ")[2]
         if killed is not None and killed.startswith("DeadlineExceeded"):
             return TrialState.FAILED, "DeadlineExceeded", killed.partition(": ")[2]
         if killed is not None:
@@ -412,6 +447,11 @@ class ExperimentRun:
         )
         self.counts[previous] -= 1
         self.counts[state] += 1
+        self._stopping.discard(trial.name)
+        if self.early_stopping is not None and state == TrialState.SUCCEEDED:
+            mean = accumulator.mean(self.early_stopping.metric)
+            if mean is not None:
+                self.early_stopping.update({trial.name: mean})
         self.trials.pop(trial.name, None)
         if trial.name in self.pending:
             self.pending.remove(trial.name)

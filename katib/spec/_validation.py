@@ -45,24 +45,14 @@ from katib.spec._substitution import (
     iter_strings,
     parse_meta_reference,
 )
-from suggestion._base import Algorithm, SettingSpec, check_int
+from suggestion._base import Algorithm, SettingSpec
 from suggestion._registry import UnknownAlgorithmError, algorithm_names, get_algorithm
 from suggestion._space import SearchSpace
+from suggestion.early_stopping import get_early_stopping
 
 #: Early-stopping algorithms and their settings (default, checker). Katib ships only the
 #: median stopping rule; a later change replaces this table with a registry like the
 #: suggestion algorithms' one.
-EARLY_STOPPING_ALGORITHMS: Mapping[str, Mapping[str, SettingSpec]] = {
-    "medianstop": {
-        "min_trials_required": SettingSpec(
-            "3", "trials that must have reported before any is stopped", check_int(1)
-        ),
-        "start_step": SettingSpec(
-            "4", "reports a trial makes before it can be stopped", check_int(1)
-        ),
-    },
-}
-
 #: Neural architecture search algorithms: valid only with ``spec.nasConfig``, which in turn
 #: needs one of them. Their settings are Katib's business until NAS is built here.
 NAS_ALGORITHMS = frozenset({"enas", "darts"})
@@ -518,36 +508,15 @@ def _check_early_stopping(early: AlgorithmSpec | None, errors: _Errors) -> None:
     if not name:
         errors.add(f"{path}.algorithmName", "must be specified")
         return
-    table = EARLY_STOPPING_ALGORITHMS.get(name)
-    if table is None:
-        known = ", ".join(sorted(EARLY_STOPPING_ALGORITHMS))
-        errors.add(
-            f"{path}.algorithmName",
-            f"unknown early stopping algorithm {name!r} (known: {known})",
-        )
+    try:
+        cls = get_early_stopping(name)
+    except UnknownAlgorithmError as e:
+        errors.add(f"{path}.algorithmName", str(e))
         return
-
-    def validate(settings: Mapping[str, str]) -> list[tuple[str, str]]:
-        return _settings_problems(name, table, settings)
+    table = cls.settings_spec
+    validate = cls.validate_settings
 
     _check_settings(early, path, f"early stopping {name}", table, validate, errors)
-
-
-def _settings_problems(
-    owner: str, table: Mapping[str, SettingSpec], settings: Mapping[str, str]
-) -> list[tuple[str, str]]:
-    """What :meth:`Algorithm.validate_settings` does, for a table of settings."""
-    problems: list[tuple[str, str]] = []
-    for key, value in settings.items():
-        spec = table.get(key)
-        if spec is None:
-            known = ", ".join(sorted(table)) or "none"
-            problems.append((key, f"unknown setting for {owner} (known: {known})"))
-        elif spec.check is not None:
-            message = spec.check(value)
-            if message:
-                problems.append((key, message))
-    return problems
 
 
 def _check_duplicate_settings(algorithm: AlgorithmSpec, path: str, errors: _Errors) -> bool:

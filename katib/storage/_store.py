@@ -334,6 +334,21 @@ class Storage:
                 for r in s.scalars(query.order_by(ObservationRow.id))
             ]
 
+    def objective_means(self, experiment_id: int, metric: str) -> dict[str, float]:
+        """Succeeded trials' mean reported value of ``metric`` (for early stopping), by name."""
+        query = (
+            select(TrialRow.name, func.avg(ObservationRow.value))
+            .join(ObservationRow, ObservationRow.trial_id == TrialRow.id)
+            .where(
+                TrialRow.experiment_id == experiment_id,
+                TrialRow.state == TrialState.SUCCEEDED.value,
+                ObservationRow.metric_name == metric,
+            )
+            .group_by(TrialRow.name)
+        )
+        with self._session() as s:
+            return {name: float(mean) for name, mean in s.execute(query).all()}
+
     # Algorithm state ---------------------------------------------------------------------
 
     def save_algorithm_state(

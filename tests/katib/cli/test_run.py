@@ -335,3 +335,38 @@ def test_changed_spec_is_refused_on_resume(katib: Katib) -> None:
     katib.write(experiment_doc(maxTrialCount=5))  # counts may change
     assert katib("run", str(path)).returncode == 0
     assert len(katib.trials("exp")) == 5
+
+
+SLOW_TRIAL = '''
+import argparse, time
+p = argparse.ArgumentParser()
+p.add_argument("--x", type=float, required=True)
+a = p.parse_args()
+for step in range(12):
+    print(f"loss={a.x}", flush=True)
+    time.sleep(0.25)
+'''
+
+
+@pytest.mark.slow
+def test_medianstop_stops_bad_trials_early(katib: Katib) -> None:
+    (katib.folder / "slow.py").write_text(SLOW_TRIAL)
+    doc = experiment_doc(parallelTrialCount=1, algorithm={"algorithmName": "grid"},
+                         container={"command": ["python3", "slow.py"]})
+    del doc["spec"]["maxTrialCount"]
+    doc["spec"]["parameters"][0]["feasibleSpace"] = {"min": "0.1", "max": "0.9", "step": "0.4"}
+    doc["spec"]["earlyStopping"] = {"algorithmName": "medianstop", "algorithmSettings": [
+        {"name": "min_trials_required", "value": "1"}, {"name": "start_step", "value": "2"}]}
+    path = katib.write(doc)
+    result = katib("run", str(path), "--output", "best.json")
+    assert result.returncode == 0, result.stderr
+    by_x = {t["spec"]["parameterAssignments"][0]["value"]: t for t in katib.trials("exp")}
+    assert sorted(by_x) == ["0.1", "0.5", "0.9"]
+    assert by_x["0.1"]["status"]["condition"] == "Succeeded"
+    for x in ("0.5", "0.9"):
+        status = by_x[x]["status"]
+        assert status["condition"] == "EarlyStopped", status
+        assert status["reason"] == "EarlyStopped"
+        assert "loss greater than 0.1" in status["message"]
+    best = json.loads((katib.folder / "best.json").read_text())
+    assert best["parameterAssignments"] == [{"name": "x", "value": "0.1"}]

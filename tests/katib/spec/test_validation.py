@@ -11,8 +11,9 @@ import yaml
 
 from katib.errors import FieldError
 from katib.spec import parse_experiment, validate_experiment, validate_restart
-from katib.spec._validation import EARLY_STOPPING_ALGORITHMS, NAS_ALGORITHMS
+from katib.spec._validation import NAS_ALGORITHMS
 from suggestion import Algorithm, algorithm_names
+from suggestion.early_stopping import get_early_stopping
 
 Doc = dict[str, Any]
 Mutation = Callable[[Doc], None]
@@ -792,7 +793,7 @@ def test_medianstop_with_its_settings_is_valid(baseline_doc: Doc, errors_of: Err
         ],
     }
     assert errors_of(baseline_doc) == []
-    table = EARLY_STOPPING_ALGORITHMS["medianstop"]
+    table = get_early_stopping("medianstop").settings_spec
     assert {k: s.default for k, s in table.items()} == {
         "min_trials_required": "3",
         "start_step": "4",
