@@ -11,8 +11,14 @@ An algorithm is a function of the trial history plus its own state (the designer
    still running. Implementations must tolerate seeing a finished trial twice (identified by
    name) and must count it once.
 4. :meth:`suggest` returns up to ``count`` new assignments that differ from the running
-   trials' where the space allows. An empty list means the space is exhausted.
-5. After each ``suggest`` the controller stores :meth:`dump_state` (JSON-serialisable).
+   trials' where the space allows. An empty list means "nothing now" (hyperband waits for a
+   rung to finish): the controller asks again whenever a trial finishes, and ends the
+   experiment only when ``suggest`` returns [] while no trial is running.
+5. For each suggestion the controller asks :meth:`labels_for` and puts those labels on the
+   trial it creates; algorithms see them again in :attr:`TrialRecord.labels`. When a trial's
+   labels name a parent (``pbt.suggestion.katib.kubeflow.org/parent``), the controller copies
+   the parent's checkpoint folder into the new trial's folder before starting it.
+6. After each ``suggest`` the controller stores :meth:`dump_state` (JSON-serialisable).
 
 The state holds what cannot be rebuilt from the history (random generator positions, grid
 cursors); the history is fed again on every start. An algorithm never opens a database, a
@@ -43,6 +49,7 @@ class TrialRecord:
 
     ``objective`` is the objective metric already reduced by its metric strategy, in the
     user's direction (not negated); None when the trial produced no objective value.
+    ``labels`` are the labels the trial was created with (see :meth:`Algorithm.labels_for`).
     """
 
     name: str
@@ -50,6 +57,7 @@ class TrialRecord:
     state: str
     objective: float | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_finished(self) -> bool:
@@ -133,6 +141,15 @@ class Algorithm(ABC):
     @abstractmethod
     def suggest(self, count: int) -> list[dict[str, str]]:
         """Up to ``count`` new assignments, parameter name → formatted value string."""
+
+    def labels_for(self, assignments: Mapping[str, str]) -> dict[str, str]:
+        """Labels for the trial created from ``assignments`` (PBT names its parent here).
+
+        When the labels name a parent (``pbt.suggestion.katib.kubeflow.org/parent``), the
+        controller copies the parent's checkpoint folder into the new trial's folder before
+        starting it.
+        """
+        return {}
 
     def dump_state(self) -> dict[str, Any]:
         """JSON-serialisable state that history alone cannot rebuild."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
 import sys
 import time
@@ -61,6 +62,8 @@ HEARTBEAT_INTERVAL = 2.0
 
 REASON_EXPERIMENT_DONE = "ExperimentCompleted"
 REASON_EARLY_STOPPED = "EarlyStopped"
+#: Label naming the trial whose checkpoint a new trial starts from (Katib's PBT).
+PARENT_LABEL = "pbt.suggestion.katib.kubeflow.org/parent"
 LOCAL_COLLECTORS = {CollectorKind.STDOUT.value}
 
 
@@ -272,8 +275,11 @@ class ExperimentRun:
         if not suggestions:
             self.exhausted = True
             return True
-        labels = {"katib.kubeflow.org/experiment": self.record.name}
         for assignments in suggestions:
+            labels = {
+                "katib.kubeflow.org/experiment": self.record.name,
+                **self.algorithm.labels_for(assignments),
+            }
             trial = self.storage.create_trial(self.record, assignments, labels=labels)
             self.counts[TrialState.CREATED] += 1
             self.trials[trial.name] = trial
@@ -344,6 +350,12 @@ class ExperimentRun:
         for item in container.get("env") or []:
             if isinstance(item, Mapping) and "name" in item and "value" in item:
                 env[str(item["name"])] = str(item["value"])
+        checkpoint = self._checkpoint_mapping(trial)
+        if checkpoint is not None:
+            # The trial sees its own folder where the spec names the shared checkpoint path.
+            shared, own = checkpoint
+            argv = [a.replace(shared, own) for a in argv]
+            env = {k: v.replace(shared, own) for k, v in env.items()}
         deadline = (manifest.get("spec") or {}).get("activeDeadlineSeconds")
         return ProcessSpec(
             argv=argv,
@@ -353,6 +365,33 @@ class ExperimentRun:
             parse_line=self._parser().parse_line,
             deadline_seconds=float(deadline) if isinstance(deadline, int | float) else None,
         )
+
+    def checkpoint_dir(self, trial_name: str) -> Path:
+        root = self.logs_root.parent / "checkpoints"
+        return root / self.record.namespace / self.record.name / trial_name
+
+    def _checkpoint_mapping(self, trial: TrialRecord) -> tuple[str, str] | None:
+        """(path in the spec, this trial's folder) for algorithms that keep checkpoints (PBT).
+
+        On a cluster every trial mounts its own folder at ``suggestion_trial_dir``; locally each
+        trial gets ``$KATIB_HOME/checkpoints/<ns>/<exp>/<trial>`` instead, seeded with a copy of
+        its parent's folder when the algorithm names a parent.
+        """
+        algorithm = self.spec.spec.algorithm
+        shared = algorithm.settings_dict().get("suggestion_trial_dir") if algorithm else None
+        if not shared:
+            return None
+        own = self.checkpoint_dir(trial.name)
+        parent = trial.labels.get(PARENT_LABEL)
+        if parent and parent != trial.name and not own.exists():
+            source = self.checkpoint_dir(parent)
+            if source.is_dir():
+                shutil.copytree(source, own, dirs_exist_ok=True)
+        own.mkdir(parents=True, exist_ok=True)
+        own_text = str(own)
+        if shared.endswith("/"):
+            own_text += "/"
+        return shared, own_text
 
     def _parser(self) -> MetricsParser:
         parser = getattr(self, "_metrics_parser", None)
@@ -574,6 +613,7 @@ def _for_algorithm(trial: TrialRecord) -> AlgorithmTrial:
         state=str(trial.state),
         objective=trial.objective,
         metrics={k: v.latest for k, v in trial.metrics.items()},
+        labels=trial.labels,
     )
 
 
