@@ -18,12 +18,30 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_every_example_folder_is_covered() -> None:
-    assert {p.parent.name for p in EXAMPLES} >= {"branin", "branin-grid", "sklearn-svc"}
+    assert {p.parent.name for p in EXAMPLES} >= {
+        "branin", "branin-grid", "sklearn-svc", "plugin-algorithm",
+    }
+
+
+def _install_plugin_shim(tmp_path: Path) -> str:
+    """Make the example plugin importable and discoverable as if pip-installed.
+
+    importlib.metadata finds entry points in any ``*.dist-info`` folder on sys.path, which is
+    exactly what ``pip install`` leaves behind; writing one avoids a real install in tests.
+    """
+    site = tmp_path / "site"
+    dist = site / "katib_lhs-0.1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: katib-lhs\nVersion: 0.1.0\n")
+    (dist / "entry_points.txt").write_text("[katib.suggestion]\nlhs = katib_lhs:LatinHypercube\n")
+    return os.pathsep.join([str(site), str(REPO / "examples" / "plugin-algorithm")])
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
 def test_example_runs_to_success(path: Path, tmp_path: Path, katib_home: Path) -> None:
     env = dict(os.environ, KATIB_HOME=str(katib_home))
+    if path.parent.name == "plugin-algorithm":
+        env["PYTHONPATH"] = _install_plugin_shim(tmp_path)
     out = tmp_path / "best.json"
     # Run from another folder: script paths must resolve against the YAML's folder.
     result = subprocess.run(
