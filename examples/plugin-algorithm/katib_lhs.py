@@ -48,7 +48,8 @@ class LatinHypercube(Algorithm):
             hypercube, index = divmod(self._drawn, self._batch)
             seed = None if self._seed is None else self._seed + hypercube
             point = qmc.LatinHypercube(d=len(self.space), seed=seed).random(self._batch)[index]
-            out.append({p.name: p.format(_scale(p, u)) for p, u in zip(self.space, point, strict=True)})
+            pairs = zip(self.space, point, strict=True)
+            out.append({p.name: p.format(_scale(p, u)) for p, u in pairs})
             self._drawn += 1
         return out
 
