@@ -45,6 +45,8 @@ class ProcessSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     parse_line: LineParser | None = None
     deadline_seconds: float | None = None
+    #: Append to the log instead of starting it afresh (a retry of the same trial).
+    append_log: bool = False
 
 
 @dataclass
@@ -68,7 +70,7 @@ class LocalProcessLauncher(Launcher):
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.update(spec.env)
-        log = open(spec.log_path, "wb")  # noqa: SIM115 - closed by the reader thread
+        log = open(spec.log_path, "ab" if spec.append_log else "wb")  # noqa: SIM115 - closed by the reader thread
         try:
             proc = subprocess.Popen(
                 list(spec.argv),

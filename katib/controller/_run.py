@@ -37,6 +37,13 @@ from katib.controller._reconcile import (
     Suggest,
     reconcile,
 )
+from katib.controller._resources import (
+    GpuPool,
+    ResourceError,
+    backoff_limit,
+    gpus_requested,
+    thread_env,
+)
 from katib.errors import ConflictError, KatibError
 from katib.records import (
     REASON_INTERRUPTED,
@@ -112,8 +119,12 @@ class ExperimentRun:
         logs_root: Path,
         owner: str | None = None,
         observer: RunObserver | None = None,
+        gpu_pool: GpuPool | None = None,
     ) -> None:
         self.storage = storage
+        self.gpu_pool = gpu_pool or GpuPool()
+        self._retries: dict[str, tuple[int, int]] = {}  # trial → (retries done, backoffLimit)
+        self._waiting_for_gpus = False
         self.record = record
         self.spec = record.spec
         self.launcher = launcher
@@ -248,7 +259,9 @@ class ExperimentRun:
                 if isinstance(action, Launch):
                     for name in action.trial_names:
                         self.pending.remove(name)
-                        self._launch(self.trials[name])
+                        if not self._launch(self.trials[name]):
+                            self.pending.insert(0, name)
+                            return  # waits for GPUs: a finishing trial frees them
                     progressed = True
                 elif isinstance(action, Suggest):
                     progressed = self._suggest(action.count) or progressed
@@ -283,7 +296,8 @@ class ExperimentRun:
             trial = self.storage.create_trial(self.record, assignments, labels=labels)
             self.counts[TrialState.CREATED] += 1
             self.trials[trial.name] = trial
-            self._launch(trial)
+            if not self._launch(trial):
+                self.pending.append(trial.name)
         return True
 
     # Trials ------------------------------------------------------------------------------
@@ -291,17 +305,27 @@ class ExperimentRun:
     def log_path(self, trial_name: str) -> Path:
         return self.logs_root / self.record.namespace / self.record.name / f"{trial_name}.log"
 
-    def _launch(self, trial: TrialRecord) -> None:
+    def _launch(self, trial: TrialRecord, *, retry: bool = False) -> bool:
+        """Start ``trial``; False when it must wait (for GPUs) and stays pending."""
         self.accumulators[trial.name] = MetricAccumulator()
         try:
-            process = self._process_spec(trial)
+            process = self._process_spec(trial, retry=retry)
+        except ResourceError as e:
+            self._finish(trial, TrialState.FAILED, "InsufficientResources", str(e), None, [])
+            return True
         except KatibError as e:
             self._finish(trial, TrialState.FAILED, "InvalidTrialTemplate", str(e), None, [])
-            return
+            return True
+        if process is None:
+            return False
         started = now()
         pid = self.launcher.launch(trial.name, process, self.sink)
         if pid is None:
-            return  # the launcher already reported TrialExited with the reason
+            return True  # the launcher already reported TrialExited with the reason
+        if retry:
+            trial.pid = pid
+            self.storage.update_trial(trial.id, pid=pid, message=trial.message)
+            return True
         self.counts[TrialState.CREATED] -= 1
         self.counts[TrialState.RUNNING] += 1
         trial.state, trial.pid, trial.started_at = TrialState.RUNNING, pid, started
@@ -315,8 +339,9 @@ class ExperimentRun:
             message=trial.message,
         )
         self.observer.trial_started(self, trial)
+        return True
 
-    def _process_spec(self, trial: TrialRecord) -> ProcessSpec:
+    def _process_spec(self, trial: TrialRecord, *, retry: bool = False) -> ProcessSpec | None:
         template = self.spec.spec.trial_template
         assert template is not None
         manifest = render_trial_spec(
@@ -356,6 +381,16 @@ class ExperimentRun:
             shared, own = checkpoint
             argv = [a.replace(shared, own) for a in argv]
             env = {k: v.replace(shared, own) for k, v in env.items()}
+        for key, value in thread_env(container, self.spec.spec.parallel_trial_count or 1).items():
+            env.setdefault(key, value)
+        gpus = gpus_requested(container)
+        if gpus:
+            ids = self.gpu_pool.acquire(trial.name, gpus)
+            if ids is None:
+                return None
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
+        if trial.name not in self._retries:
+            self._retries[trial.name] = (0, backoff_limit(manifest))
         deadline = (manifest.get("spec") or {}).get("activeDeadlineSeconds")
         return ProcessSpec(
             argv=argv,
@@ -364,6 +399,7 @@ class ExperimentRun:
             env=env,
             parse_line=self._parser().parse_line,
             deadline_seconds=float(deadline) if isinstance(deadline, int | float) else None,
+            append_log=retry,
         )
 
     def checkpoint_dir(self, trial_name: str) -> Path:
@@ -418,6 +454,17 @@ class ExperimentRun:
             return
         assert isinstance(event, TrialExited)
         state, reason, message = self._outcome(trial, event, accumulator)
+        done, limit = self._retries.get(trial.name, (0, 0))
+        if state == TrialState.FAILED and reason == "Error" and done < limit:
+            # The Job's backoffLimit: run the trial again, as Kubernetes would start a new pod.
+            self.storage.add_observations(trial.id, points)
+            self._retries[trial.name] = (done + 1, limit)
+            self.gpu_pool.release(trial.name)
+            trial.message = f"{message}; retry {done + 1} of {limit} (backoffLimit)"
+            self._launch(trial, retry=True)
+            return
+        if limit and state == TrialState.FAILED and reason == "Error":
+            message = f"{message} (failed {done + 1} times; backoffLimit {limit})"
         self._finish(trial, state, reason, message, event.exit_code, points)
 
     def _check_early_stopping(self, trial: TrialRecord, acc: MetricAccumulator) -> None:
@@ -487,6 +534,8 @@ class ExperimentRun:
         self.counts[previous] -= 1
         self.counts[state] += 1
         self._stopping.discard(trial.name)
+        self._retries.pop(trial.name, None)
+        self.gpu_pool.release(trial.name)
         if self.early_stopping is not None and state == TrialState.SUCCEEDED:
             mean = accumulator.mean(self.early_stopping.metric)
             if mean is not None:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from katib.controller._resources import GpuPool
 from katib.controller._run import HEARTBEAT_INTERVAL, ExperimentRun, RunObserver
 from katib.records import REASON_INTERRUPTED, ExperimentRecord
 from katib.storage import Storage
@@ -43,6 +44,7 @@ class Runner:
         self.observer = observer
         self.events: queue.Queue[Event] = queue.Queue()
         self.runs: list[ExperimentRun] = []
+        self.gpu_pool = GpuPool()
 
     def add(self, record: ExperimentRecord) -> ExperimentRun:
         run = ExperimentRun(
@@ -52,6 +54,7 @@ class Runner:
             sink=self.events.put,
             logs_root=self.logs_root,
             observer=self.observer,
+            gpu_pool=self.gpu_pool,
         )
         self.runs.append(run)
         return run

@@ -370,3 +370,72 @@ def test_medianstop_stops_bad_trials_early(katib: Katib) -> None:
         assert "loss greater than 0.1" in status["message"]
     best = json.loads((katib.folder / "best.json").read_text())
     assert best["parameterAssignments"] == [{"name": "x", "value": "0.1"}]
+
+
+ENV_TRIAL = '''
+import os, sys, time
+print("threads", os.environ.get("OMP_NUM_THREADS"), os.environ.get("OPENBLAS_NUM_THREADS"))
+print("gpus", os.environ.get("CUDA_VISIBLE_DEVICES"))
+marker = "attempt-" + os.environ["KATIB_TRIAL_NAME"]
+if "--flaky" in sys.argv and not os.path.exists(marker):
+    open(marker, "w").close()
+    sys.exit(5)
+if "--always-fail" in sys.argv:
+    sys.exit(5)
+time.sleep(0.3)
+print("loss=0.5")
+'''
+
+
+def _logs(katib: Katib, experiment: str = "exp") -> dict[str, str]:
+    folder = katib.home / "logs" / "default" / experiment
+    return {p.stem: p.read_text() for p in folder.glob("*.log")}
+
+
+def test_threads_follow_the_trials_share_of_the_machine(katib: Katib) -> None:
+    (katib.folder / "env_trial.py").write_text(ENV_TRIAL)
+    doc = experiment_doc(container={"command": ["python3", "env_trial.py"],
+                                    "resources": {"limits": {"cpu": "3"}}}, )
+    assert katib("run", str(katib.write(doc))).returncode == 0
+    assert all("threads 3 3" in text for text in _logs(katib).values())
+
+
+def test_backoff_limit_retries_a_failed_trial(katib: Katib) -> None:
+    (katib.folder / "env_trial.py").write_text(ENV_TRIAL)
+    doc = experiment_doc(container={"command": ["python3", "env_trial.py", "--flaky"]},
+                         maxTrialCount=2)
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["backoffLimit"] = 2
+    assert katib("run", str(katib.write(doc))).returncode == 0
+    trials = katib.trials("exp")
+    assert {t["status"]["condition"] for t in trials} == {"Succeeded"}
+    for text in _logs(katib).values():
+        assert text.count("threads") == 2  # both attempts are in the log
+
+
+def test_backoff_limit_exhausted_fails_the_trial(katib: Katib) -> None:
+    (katib.folder / "env_trial.py").write_text(ENV_TRIAL)
+    doc = experiment_doc(container={"command": ["python3", "env_trial.py", "--always-fail"]},
+                         maxTrialCount=1, maxFailedTrialCount=1, parallelTrialCount=1)
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["backoffLimit"] = 1
+    assert katib("run", str(katib.write(doc))).returncode == 1
+    [trial] = katib.trials("exp")
+    assert trial["status"]["condition"] == "Failed"
+    assert trial["status"]["message"] == "exited with code 5 (failed 2 times; backoffLimit 1)"
+
+
+def test_gpus_are_handed_out_one_set_per_trial(katib: Katib) -> None:
+    (katib.folder / "env_trial.py").write_text(ENV_TRIAL)
+    doc = experiment_doc(container={"command": ["python3", "env_trial.py"],
+                                    "resources": {"limits": {"nvidia.com/gpu": 1}}},
+                         parallelTrialCount=3, maxTrialCount=6)
+    katib.env["CUDA_VISIBLE_DEVICES"] = "0,1"
+    assert katib("run", str(katib.write(doc))).returncode == 0
+    seen = [line.split()[1] for text in _logs(katib).values()
+            for line in text.splitlines() if line.startswith("gpus")]
+    assert len(seen) == 6 and set(seen) <= {"0", "1"}
+    too_many = experiment_doc("greedy", container={
+        "command": ["python3", "env_trial.py"],
+        "resources": {"limits": {"nvidia.com/gpu": 3}}}, maxFailedTrialCount=0)
+    assert katib("run", str(katib.write(too_many, name="greedy.yaml"))).returncode == 1
+    trial = katib.trials("greedy")[0]
+    assert "asks for 3 nvidia.com/gpu but this machine has 2" in trial["status"]["message"]
