@@ -71,7 +71,13 @@ REASON_EXPERIMENT_DONE = "ExperimentCompleted"
 REASON_EARLY_STOPPED = "EarlyStopped"
 #: Label naming the trial whose checkpoint a new trial starts from (Katib's PBT).
 PARENT_LABEL = "pbt.suggestion.katib.kubeflow.org/parent"
-LOCAL_COLLECTORS = {CollectorKind.STDOUT.value}
+LOCAL_COLLECTORS = {
+    CollectorKind.STDOUT.value,
+    CollectorKind.PUSH.value,
+    CollectorKind.NONE.value,
+}
+#: Collectors for which the trial's output is not parsed (metrics arrive by push only).
+PUSH_ONLY_COLLECTORS = {CollectorKind.PUSH.value, CollectorKind.NONE.value}
 
 
 def new_owner_id() -> str:
@@ -124,7 +130,8 @@ class ExperimentRun:
         self.storage = storage
         self.gpu_pool = gpu_pool or GpuPool()
         self._retries: dict[str, tuple[int, int]] = {}  # trial → (retries done, backoffLimit)
-        self._waiting_for_gpus = False
+        #: Where trials push metrics (set by the runner once its endpoint is up).
+        self.push_env: dict[str, str] = {}
         self.record = record
         self.spec = record.spec
         self.launcher = launcher
@@ -161,8 +168,7 @@ class ExperimentRun:
                 f"experiment {record.namespace}/{record.name} is being run by another process"
             )
         self._claimed = True
-        collector = self.spec.spec.metrics_collector_spec
-        kind = collector.collector.kind if collector and collector.collector else "StdOut"
+        kind = self._collector_kind()
         if kind not in LOCAL_COLLECTORS:
             raise KatibError(
                 f"metrics collector kind {kind} is not supported by local runs yet (use StdOut)"
@@ -206,6 +212,12 @@ class ExperimentRun:
             self.storage.update_experiment(record.id, started_at=now())
         self.storage.update_experiment(record.id, message="")
         self.last_heartbeat = time.monotonic()
+
+    def _collector_kind(self) -> str:
+        collector = self.spec.spec.metrics_collector_spec
+        if collector is None or collector.collector is None:
+            return CollectorKind.STDOUT.value
+        return collector.collector.kind or CollectorKind.STDOUT.value
 
     def _build_algorithm(self) -> Algorithm:
         spec = self.spec.spec
@@ -371,6 +383,7 @@ class ExperimentRun:
             "KATIB_TRIAL_NAME": trial.name,
             "KATIB_EXPERIMENT_NAME": self.record.name,
             "KATIB_NAMESPACE": self.record.namespace,
+            **self.push_env,
         }
         for item in container.get("env") or []:
             if isinstance(item, Mapping) and "name" in item and "value" in item:
@@ -397,7 +410,9 @@ class ExperimentRun:
             cwd=str(cwd),
             log_path=self.log_path(trial.name),
             env=env,
-            parse_line=self._parser().parse_line,
+            parse_line=None
+            if self._collector_kind() in PUSH_ONLY_COLLECTORS
+            else self._parser().parse_line,
             deadline_seconds=float(deadline) if isinstance(deadline, int | float) else None,
             append_log=retry,
         )

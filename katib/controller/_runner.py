@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from katib.controller._push_server import PushServer
 from katib.controller._resources import GpuPool
 from katib.controller._run import HEARTBEAT_INTERVAL, ExperimentRun, RunObserver
 from katib.records import REASON_INTERRUPTED, ExperimentRecord
@@ -63,6 +64,10 @@ class Runner:
         """Run every added experiment to its end. Raises Interrupted on Ctrl-C / SIGTERM."""
         by_trial: dict[str, ExperimentRun] = {}
         started: list[ExperimentRun] = []
+        push = PushServer(self.events.put, self._is_active)
+        push_url = push.start()
+        for run in self.runs:
+            run.push_env = {"KATIB_API_URL": push_url, "KATIB_API_TOKEN": push.token}
         try:
             with _sigterm_as_interrupt():
                 for run in self.runs:
@@ -90,7 +95,12 @@ class Runner:
         except KeyboardInterrupt as e:
             self._interrupt(started)
             raise Interrupted() from e
+        finally:
+            push.stop()
         return self.runs
+
+    def _is_active(self, namespace: str, trial: str) -> bool:
+        return any(run.record.namespace == namespace and trial in run.trials for run in self.runs)
 
     def _owner_of(self, trial: str) -> ExperimentRun | None:
         for run in self.runs:

@@ -439,3 +439,24 @@ def test_gpus_are_handed_out_one_set_per_trial(katib: Katib) -> None:
     assert katib("run", str(katib.write(too_many, name="greedy.yaml"))).returncode == 1
     trial = katib.trials("greedy")[0]
     assert "asks for 3 nvidia.com/gpu but this machine has 2" in trial["status"]["message"]
+
+
+PUSH_TRIAL = '''
+import sys
+from katib import report_metrics
+x = float(sys.argv[1].split("=")[1])
+for step in range(3):
+    report_metrics({"loss": x + step}, step=step)
+print("loss=999")  # not parsed: the collector is Push
+'''
+
+
+def test_push_collector(katib: Katib) -> None:
+    (katib.folder / "push_trial.py").write_text(PUSH_TRIAL)
+    doc = experiment_doc(container={"command": ["python3", "push_trial.py"]})
+    doc["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "Push"}}
+    assert katib("run", str(katib.write(doc))).returncode == 0
+    for trial in katib.trials("exp"):
+        x = float(trial["spec"]["parameterAssignments"][0]["value"])
+        [metric] = trial["status"]["observation"]["metrics"]
+        assert metric["min"] == pytest.approx(x) and metric["latest"] == pytest.approx(x + 2)

@@ -235,7 +235,7 @@ RULES: list[tuple[str, Mutation, str, str]] = [
         "algorithm-unknown",
         put("spec.algorithm.algorithmName", "annealing"),
         "spec.algorithm.algorithmName",
-        "unknown algorithm 'annealing' (known: grid, random",
+        "unknown algorithm 'annealing' (known: bayesianoptimization, cmaes, grid",
     ),
     (
         "setting-unknown",

@@ -1,0 +1,126 @@
+"""The loopback endpoint where trials of ``katib run`` push metrics (no server needed).
+
+It accepts the same request as the REST API's observation push, checks a per-run token, and
+hands the points to the controller's event queue; the controller stores them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from trial_runner._events import Event, MetricsReported
+from trial_runner.metrics import Observation
+
+_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/trials/([^/]+)/observations/?$")
+MAX_BODY = 8 * 1024 * 1024
+
+
+def parse_observations(payload: Any) -> list[Observation]:
+    """Observations from a push body; ValueError naming what is wrong.
+
+    Accepts ``{"observations": [{"name", "value", "step"?, "timestamp"?}, ...]}`` or a plain
+    ``{"metrics": {"loss": 0.3}}``.
+    """
+    if not isinstance(payload, dict):
+        raise ValueError("body must be a JSON object")
+    items = payload.get("observations")
+    if items is None and isinstance(payload.get("metrics"), dict):
+        items = [{"name": k, "value": v} for k, v in payload["metrics"].items()]
+    if not isinstance(items, list):
+        raise ValueError("body needs an 'observations' list (or a 'metrics' object)")
+    out: list[Observation] = []
+    for i, item in enumerate(items):
+        where = f"observations[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ValueError(f"{where}: needs a string 'name'")
+        raw = item.get("value")
+        if isinstance(raw, bool):
+            raise ValueError(f"{where}.value: {raw!r} is not a number")
+        try:
+            value = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}.value: {raw!r} is not a number") from e
+        if math.isnan(value) or math.isinf(value):
+            raise ValueError(f"{where}.value: {raw!r} is not a finite number")
+        step = item.get("step")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise ValueError(f"{where}.step: must be an integer")
+        ts = item.get("timestamp")
+        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
+            raise ValueError(f"{where}.timestamp: must be a unix time in seconds")
+        out.append(Observation(item["name"], value, step, None if ts is None else float(ts)))
+    return out
+
+
+class PushServer:
+    """Serves the push endpoint on 127.0.0.1 for the trials of one ``katib run``."""
+
+    def __init__(self, put: Callable[[Event], None], is_active: Callable[[str, str], bool]) -> None:
+        self.token = secrets.token_urlsafe(24)
+        self._put = put
+        self._is_active = is_active
+        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        handler = _handler(self)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{port}"
+        thread = threading.Thread(target=self._server.serve_forever, name="katib-push", daemon=True)
+        thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def _handler(push: PushServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass  # trial pushes are not news
+
+        def _answer(self, code: int, detail: str) -> None:
+            body = json.dumps({"status": code, "detail": detail}).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/problem+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            match = _PATH.match(self.path)
+            if match is None:
+                self._answer(404, f"no such endpoint: {self.path}")
+                return
+            if self.headers.get("Authorization") != f"Bearer {push.token}":
+                self._answer(401, "missing or wrong token")
+                return
+            namespace, trial = match.groups()
+            if not push._is_active(namespace, trial):
+                self._answer(404, f"trial {namespace}/{trial} is not running here")
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._answer(413, f"body over {MAX_BODY} bytes")
+                return
+            try:
+                observations = parse_observations(json.loads(self.rfile.read(length) or b"null"))
+            except (ValueError, UnicodeDecodeError) as e:
+                self._answer(400, str(e))
+                return
+            push._put(MetricsReported(trial, observations))
+            self._answer(200, f"{len(observations)} observations recorded")
+
+    return Handler
