@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -460,3 +461,56 @@ def test_push_collector(katib: Katib) -> None:
         x = float(trial["spec"]["parameterAssignments"][0]["value"])
         [metric] = trial["status"]["observation"]["metrics"]
         assert metric["min"] == pytest.approx(x) and metric["latest"] == pytest.approx(x + 2)
+
+
+PBT_TRIAL = '''
+import argparse, os
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float)
+p.add_argument("--checkpoint")
+a = p.parse_args()
+state = os.path.join(a.checkpoint, "state.txt")
+epochs, score = 0, 0.0
+if os.path.exists(state):
+    epochs, score = open(state).read().split()
+    epochs, score = int(epochs), float(score)
+    print("resumed", epochs)
+print("checkpoint", a.checkpoint)
+for _ in range(2):
+    epochs += 1
+    score += 0.1 - abs(a.lr - 0.01)
+    print(f"Validation-accuracy={score:.4f}")
+open(state, "w").write(f"{epochs} {score}")
+'''
+
+
+@pytest.mark.slow
+def test_pbt_trials_continue_from_their_parents_checkpoints(katib: Katib) -> None:
+    (katib.folder / "pbt_trial.py").write_text(PBT_TRIAL)
+    doc = experiment_doc(
+        container={"command": ["python3", "pbt_trial.py"]},
+        args=["--lr=${trialParameters.x}", "--checkpoint=/var/log/katib/checkpoints/"],
+        maxTrialCount=12, parallelTrialCount=2,
+        algorithm={"algorithmName": "pbt", "algorithmSettings": [
+            {"name": "suggestion_trial_dir", "value": "/var/log/katib/checkpoints/"},
+            {"name": "n_population", "value": "5"},
+            {"name": "truncation_threshold", "value": "0.2"}]},
+    )
+    doc["spec"]["objective"] = {"type": "maximize", "objectiveMetricName": "Validation-accuracy"}
+    doc["spec"]["parameters"][0]["feasibleSpace"] = {"min": "0.001", "max": "0.02"}
+    assert katib("run", str(katib.write(doc))).returncode == 0
+    trials = katib.trials("exp")
+    logs = _logs(katib)
+    parent_label = "pbt.suggestion.katib.kubeflow.org/parent"
+    children = [t for t in trials if parent_label in t["metadata"]["labels"]]
+    assert children, "later generations name a parent"
+    root = katib.home / "checkpoints" / "default" / "exp"
+    for trial in trials:
+        name = trial["metadata"]["name"]
+        assert f"checkpoint {root / name}/" in logs[name]  # its own folder, not /var/log/...
+    for child in children:
+        parent = child["metadata"]["labels"][parent_label]
+        resumed = re.search(r"resumed (\d+)", logs[child["metadata"]["name"]])
+        # The child started from its parent's checkpoint: the epochs the parent had reached.
+        parent_epochs = 2 * (logs[parent].count("Validation-accuracy") // 2)
+        assert resumed is not None and int(resumed.group(1)) >= parent_epochs >= 2
