@@ -109,18 +109,7 @@ class Algorithm(ABC):
     @classmethod
     def validate_settings(cls, settings: Mapping[str, str]) -> list[tuple[str, str]]:
         """Problems with the settings as ``(setting name, message)`` pairs."""
-        problems: list[tuple[str, str]] = []
-        for key, value in settings.items():
-            spec = cls.settings_spec.get(key)
-            if spec is None:
-                known = ", ".join(sorted(cls.settings_spec)) or "none"
-                problems.append((key, f"unknown setting for {cls.name} (known: {known})"))
-                continue
-            if spec.check is not None:
-                message = spec.check(value)
-                if message:
-                    problems.append((key, message))
-        return problems
+        return settings_problems(cls.name, cls.settings_spec, settings)
 
     @classmethod
     def validate_space(
@@ -157,6 +146,21 @@ class Algorithm(ABC):
 
     def load_state(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """Restore what :meth:`dump_state` returned."""
+
+
+def settings_problems(
+    owner: str, known: Mapping[str, SettingSpec], settings: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """``(setting, message)`` for each unknown setting or value its checker rejects."""
+    problems: list[tuple[str, str]] = []
+    for key, value in settings.items():
+        spec = known.get(key)
+        if spec is None:
+            names = ", ".join(sorted(known)) or "none"
+            problems.append((key, f"unknown setting for {owner} (known: {names})"))
+        elif spec.check is not None and (message := spec.check(value)):
+            problems.append((key, message))
+    return problems
 
 
 def check_int(minimum: int | None = None, maximum: int | None = None) -> Any:

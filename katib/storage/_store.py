@@ -263,16 +263,8 @@ class Storage:
 
     def update_trial(self, trial_id: int, **fields: Any) -> None:
         """Set columns of a trial: state, reason, message, started_at, pid, exit_code, ..."""
-        values = dict(fields)
-        if "state" in values:
-            values["state"] = str(values["state"])
-        if "metrics" in values:
-            values["metrics"] = {
-                k: (v.to_json() if isinstance(v, MetricSummary) else v)
-                for k, v in values["metrics"].items()
-            }
         with self._session() as s:
-            s.execute(update(TrialRow).where(TrialRow.id == trial_id).values(values))
+            s.execute(update(TrialRow).where(TrialRow.id == trial_id).values(_trial_values(fields)))
 
     def finish_trial(
         self,
@@ -281,14 +273,7 @@ class Storage:
         **fields: Any,
     ) -> None:
         """Store a trial's remaining observations and its final fields in one transaction."""
-        values = dict(fields)
-        if "state" in values:
-            values["state"] = str(values["state"])
-        if "metrics" in values:
-            values["metrics"] = {
-                k: (v.to_json() if isinstance(v, MetricSummary) else v)
-                for k, v in values["metrics"].items()
-            }
+        values = _trial_values(fields)
         with self._session() as s:
             if observations:
                 s.execute(insert(ObservationRow), _observation_rows(trial_id, observations))
@@ -407,6 +392,19 @@ class Storage:
                 EventRecord(r.id, r.trial_name, r.type, r.reason, r.message, r.created_at)
                 for r in rows
             ]
+
+
+def _trial_values(fields: dict[str, Any]) -> dict[str, Any]:
+    """Trial columns from record values (enums as strings, metric summaries as JSON)."""
+    values = dict(fields)
+    if "state" in values:
+        values["state"] = str(values["state"])
+    if "metrics" in values:
+        values["metrics"] = {
+            k: (v.to_json() if isinstance(v, MetricSummary) else v)
+            for k, v in values["metrics"].items()
+        }
+    return values
 
 
 def _observation_rows(

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from suggestion._base import SettingSpec
+from suggestion._base import SettingSpec, settings_problems
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,7 @@ class EarlyStopping(ABC):
     @classmethod
     def validate_settings(cls, settings: Mapping[str, str]) -> list[tuple[str, str]]:
         """Problems with the settings as ``(setting name, message)`` pairs."""
-        problems: list[tuple[str, str]] = []
-        for key, value in settings.items():
-            spec = cls.settings_spec.get(key)
-            if spec is None:
-                known = ", ".join(sorted(cls.settings_spec)) or "none"
-                problems.append((key, f"unknown setting for {cls.name} (known: {known})"))
-            elif spec.check is not None and (message := spec.check(value)):
-                problems.append((key, message))
-        return problems
+        return settings_problems(cls.name, cls.settings_spec, settings)
 
     @abstractmethod
     def update(self, completed: Mapping[str, float]) -> None:
