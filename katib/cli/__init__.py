@@ -544,7 +544,8 @@ def delete_experiment(name: str, db: str | None, namespace: str) -> None:
             f"stop it first with `katib stop {name}`"
         )
     storage.delete_experiment(namespace, name)
-    shutil.rmtree(_logs_root() / namespace / name, ignore_errors=True)
+    for folder in ("logs", "checkpoints"):
+        shutil.rmtree(_logs_root().parent / folder / namespace / name, ignore_errors=True)
     click.echo(f"experiment {namespace}/{name} deleted")
 
 
