@@ -19,6 +19,13 @@ ENTRY_POINT_GROUP = "katib.suggestion"
 _BUILTIN: dict[str, str] = {
     "random": "suggestion.algorithms.random:RandomSearch",
     "grid": "suggestion.algorithms.grid:GridSearch",
+    "hyperband": "suggestion.algorithms.hyperband:Hyperband",
+    "pbt": "suggestion.algorithms.pbt:PopulationBasedTraining",
+    "bayesianoptimization": "suggestion.algorithms.bayesopt:BayesianOptimization",
+    "tpe": "suggestion.algorithms.tpe:TPESearch",
+    "multivariate-tpe": "suggestion.algorithms.multivariate_tpe:MultivariateTPESearch",
+    "cmaes": "suggestion.algorithms.cmaes:CMAESSearch",
+    "sobol": "suggestion.algorithms.sobol:SobolSearch",
 }
 
 
