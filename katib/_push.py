@@ -68,10 +68,30 @@ def report_metrics(
         if math.isnan(value) or math.isinf(value):
             raise ReportError(f"metric {name!r}: {raw!r} is not a finite number")
         points.append({"name": str(name), "value": value, "step": step, "timestamp": when})
-    namespace = os.environ.get("KATIB_NAMESPACE", "default")
+    push_observations(
+        points,
+        url=url,
+        namespace=os.environ.get("KATIB_NAMESPACE", "default"),
+        trial=trial,
+        token=os.environ.get("KATIB_API_TOKEN"),
+        timeout=timeout,
+        retries=retries,
+    )
+
+
+def push_observations(
+    points: list[dict[str, Any]],
+    *,
+    url: str,
+    namespace: str,
+    trial: str,
+    token: str | None,
+    timeout: float = 10.0,
+    retries: int = 3,
+) -> None:
+    """POST observations (``{"name", "value", "step", "timestamp"}``) for one trial."""
     body = json.dumps({"observations": points}).encode()
     headers = {"Content-Type": "application/json"}
-    token = os.environ.get("KATIB_API_TOKEN")
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(

@@ -30,6 +30,8 @@ REPORT_INTERVAL = 1.0
 #: After the process has exited, how long to wait for the pipe to close (grandchildren that
 #: inherited it may keep it open forever).
 _DRAIN_AFTER_EXIT = 1.0
+#: How often collectors other than stdout are polled while a trial runs.
+_POLL_INTERVAL = 0.25
 
 
 LineParser = Callable[[bytes], Sequence[Any]]
@@ -47,6 +49,8 @@ class ProcessSpec:
     deadline_seconds: float | None = None
     #: Append to the log instead of starting it afresh (a retry of the same trial).
     append_log: bool = False
+    #: Collectors polled while the trial runs (files, tfevents, Prometheus, a custom command).
+    collectors: Sequence[Any] = ()
 
 
 @dataclass
@@ -115,9 +119,15 @@ class LocalProcessLauncher(Launcher):
         last_report = time.monotonic()
         exited_at: float | None = None
         parse = spec.parse_line
+        collectors = list(spec.collectors)
+        last_poll = 0.0
         try:
             while True:
                 ready, _, _ = select.select([fd], [], [], 0.25)
+                if collectors and time.monotonic() - last_poll >= _POLL_INTERVAL:
+                    last_poll = time.monotonic()
+                    for collector in collectors:
+                        pending.extend(collector.poll())
                 # Checked on every pass, not only when idle: a grandchild that keeps writing
                 # to the inherited pipe must not hold the trial open after its process ended.
                 if proc.poll() is not None:
@@ -171,6 +181,12 @@ class LocalProcessLauncher(Launcher):
             log.close()
             proc.stdout.close()
         code = proc.wait()
+        for collector in collectors:
+            # A collector must never keep the trial from ending, whatever it runs into.
+            with contextlib.suppress(Exception):
+                pending.extend(collector.finish())
+            with contextlib.suppress(Exception):
+                collector.close()
         # As when a pod's container ends: whatever the trial left behind in its process
         # group (background helpers, data loaders) ends with it.
         _signal_group(proc, signal.SIGKILL)

@@ -1,0 +1,124 @@
+"""``python -m trial_runner [options] -- CMD ARGS``: the metrics-collecting trial wrapper.
+
+Inside a container (a Kubernetes trial) it runs the training command, passes its output
+through unchanged, collects metrics with the configured collector, pushes them to the
+server's observation endpoint in batches, and exits with the command's exit status. Locally
+the launcher runs the same collection code in its own process instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from trial_runner._events import Event, MetricsReported, TrialExited
+from trial_runner.local import LocalProcessLauncher, ProcessSpec
+from trial_runner.metrics import MetricsParser
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m trial_runner",
+        description="Run a training command, collect its metrics, push them to katib.",
+    )
+    p.add_argument("--metric-names", required=True,
+                   help="comma-separated metrics to collect (objective first)")
+    p.add_argument("--metrics-format", action="append", default=None, metavar="REGEX",
+                   help="a Katib metricsFormat filter (repeatable); default: Katib's regex")
+    p.add_argument("--collector", default="StdOut", choices=["StdOut", "File"],
+                   help="where metrics come from (default: StdOut)")
+    p.add_argument("--path", help="metrics file for --collector File")
+    p.add_argument("--format", default="TEXT", choices=["TEXT", "JSON"],
+                   help="metrics file format for --collector File")
+    p.add_argument("--trial-name", default=os.environ.get("KATIB_TRIAL_NAME"))
+    p.add_argument("--namespace", default=os.environ.get("KATIB_NAMESPACE", "default"))
+    p.add_argument("--api-url", default=os.environ.get("KATIB_API_URL"),
+                   help="server to push to (default: KATIB_API_URL)")
+    p.add_argument("--token", default=os.environ.get("KATIB_API_TOKEN"))
+    p.add_argument("--no-push", action="store_true", help="collect and print, push nothing")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("trial_runner: no command given (use: -- CMD ARGS)", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.no_push and (not args.api_url or not args.trial_name):
+        print("trial_runner: --api-url and --trial-name (or KATIB_API_URL and "
+              "KATIB_TRIAL_NAME) are needed to push metrics; use --no-push to only collect",
+              file=sys.stderr)
+        return EXIT_USAGE
+    names = [n for n in args.metric_names.split(",") if n]
+    try:
+        parser = MetricsParser(names, args.metrics_format)
+    except ValueError as e:
+        print(f"trial_runner: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    collectors: list[Any] = []
+    parse_line: Any = parser.parse_line
+    if args.collector == "File":
+        if not args.path:
+            print("trial_runner: --collector File needs --path", file=sys.stderr)
+            return EXIT_USAGE
+        from trial_runner.metrics import FileCollector
+
+        collectors.append(FileCollector(args.path, names, format=args.format,
+                                        metrics_format=args.metrics_format))
+        parse_line = None
+    events: queue.Queue[Event] = queue.Queue()
+    launcher = LocalProcessLauncher()
+    spec = ProcessSpec(
+        argv=command, cwd=os.getcwd(), log_path=Path("/dev/stdout"), append_log=True,
+        parse_line=parse_line, collectors=collectors,
+    )
+    name = args.trial_name or "trial"
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        launcher.kill(name, f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    launcher.launch(name, spec, events.put)
+    while True:
+        event = events.get()
+        _push(args, event.observations)
+        if isinstance(event, TrialExited):
+            if event.error:
+                print(f"trial_runner: {event.error}", file=sys.stderr)
+                return 127
+            code = event.exit_code or 0
+            return 128 - code if code < 0 else code
+        assert isinstance(event, MetricsReported)
+
+
+def _push(args: argparse.Namespace, observations: Sequence[Any]) -> None:
+    if args.no_push or not observations:
+        return
+    from katib._push import ReportError, push_observations
+
+    points = [{"name": o.name, "value": o.value, "step": o.step, "timestamp": o.timestamp}
+              for o in observations]
+    try:
+        push_observations(points, url=args.api_url, namespace=args.namespace,
+                          trial=args.trial_name, token=args.token)
+    except ReportError as e:
+        # Training goes on: losing a batch of metrics must not kill the trial.
+        print(f"trial_runner: {e}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
