@@ -76,8 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         from trial_runner.metrics import FileCollector
 
+        formats = args.metrics_format if args.format == "TEXT" else None
         collectors.append(FileCollector(args.path, names, format=args.format,
-                                        metrics_format=args.metrics_format))
+                                        metrics_format=formats))
         parse_line = None
     events: queue.Queue[Event] = queue.Queue()
     launcher = LocalProcessLauncher()

@@ -24,6 +24,7 @@ from typing import Any
 import psutil
 
 from katib._time import now
+from katib.controller._collect import CollectorSetupError, plan_collection
 from katib.controller._optimal import (
     OPTIMAL_CANDIDATE_STATES,
     MetricAccumulator,
@@ -53,7 +54,7 @@ from katib.records import (
     TrialRecord,
     TrialState,
 )
-from katib.spec import CollectorKind, primary_container, render_trial_spec
+from katib.spec import primary_container, render_trial_spec
 from katib.storage import ObservationPoint, Storage
 from suggestion import Algorithm, SearchSpace, get_algorithm
 from suggestion import TrialRecord as AlgorithmTrial
@@ -71,13 +72,6 @@ REASON_EXPERIMENT_DONE = "ExperimentCompleted"
 REASON_EARLY_STOPPED = "EarlyStopped"
 #: Label naming the trial whose checkpoint a new trial starts from (Katib's PBT).
 PARENT_LABEL = "pbt.suggestion.katib.kubeflow.org/parent"
-LOCAL_COLLECTORS = {
-    CollectorKind.STDOUT.value,
-    CollectorKind.PUSH.value,
-    CollectorKind.NONE.value,
-}
-#: Collectors for which the trial's output is not parsed (metrics arrive by push only).
-PUSH_ONLY_COLLECTORS = {CollectorKind.PUSH.value, CollectorKind.NONE.value}
 
 
 def new_owner_id() -> str:
@@ -168,11 +162,6 @@ class ExperimentRun:
                 f"experiment {record.namespace}/{record.name} is being run by another process"
             )
         self._claimed = True
-        kind = self._collector_kind()
-        if kind not in LOCAL_COLLECTORS:
-            raise KatibError(
-                f"metrics collector kind {kind} is not supported by local runs yet (use StdOut)"
-            )
         history = self.storage.list_trials(record.id)
         finished: list[TrialRecord] = []
         for trial in history:
@@ -212,12 +201,6 @@ class ExperimentRun:
             self.storage.update_experiment(record.id, started_at=now())
         self.storage.update_experiment(record.id, message="")
         self.last_heartbeat = time.monotonic()
-
-    def _collector_kind(self) -> str:
-        collector = self.spec.spec.metrics_collector_spec
-        if collector is None or collector.collector is None:
-            return CollectorKind.STDOUT.value
-        return collector.collector.kind or CollectorKind.STDOUT.value
 
     def _build_algorithm(self) -> Algorithm:
         spec = self.spec.spec
@@ -325,6 +308,9 @@ class ExperimentRun:
         except ResourceError as e:
             self._finish(trial, TrialState.FAILED, "InsufficientResources", str(e), None, [])
             return True
+        except CollectorSetupError as e:
+            self._finish(trial, TrialState.FAILED, "MetricsCollectorError", str(e), None, [])
+            return True
         except KatibError as e:
             self._finish(trial, TrialState.FAILED, "InvalidTrialTemplate", str(e), None, [])
             return True
@@ -402,6 +388,16 @@ class ExperimentRun:
             if ids is None:
                 return None
             env["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
+        try:
+            plan = plan_collection(
+                self.spec.spec.metrics_collector_spec, self.metric_names,
+                trial_dir=self.trial_dir(trial.name), cwd=str(cwd), env=env,
+            )
+        except KatibError:
+            self.gpu_pool.release(trial.name)
+            raise
+        argv = [plan.apply(a) for a in argv]
+        env = {k: plan.apply(v) for k, v in env.items()} | plan.env
         if trial.name not in self._retries:
             self._retries[trial.name] = (0, backoff_limit(manifest))
         deadline = (manifest.get("spec") or {}).get("activeDeadlineSeconds")
@@ -410,12 +406,16 @@ class ExperimentRun:
             cwd=str(cwd),
             log_path=self.log_path(trial.name),
             env=env,
-            parse_line=None
-            if self._collector_kind() in PUSH_ONLY_COLLECTORS
-            else self._parser().parse_line,
+            parse_line=self._parser().parse_line if plan.parse_stdout else None,
+            collectors=plan.collectors,
             deadline_seconds=float(deadline) if isinstance(deadline, int | float) else None,
             append_log=retry,
         )
+
+    def trial_dir(self, trial_name: str) -> Path:
+        """The trial's own folder, where configured metrics paths are mapped to."""
+        root = self.logs_root.parent / "trials"
+        return root / self.record.namespace / self.record.name / trial_name
 
     def checkpoint_dir(self, trial_name: str) -> Path:
         root = self.logs_root.parent / "checkpoints"

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from suggestion import algorithm_names
+from suggestion.early_stopping import early_stopping_names
 from tests.katib.cli.conftest import Katib
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -33,11 +34,12 @@ def _runnable(path: Path) -> str | None:
         return "no mnist script to replace"
     if spec["algorithm"]["algorithmName"] not in algorithm_names():
         return f"algorithm {spec['algorithm']['algorithmName']} not available"
-    if spec.get("earlyStopping"):
-        return "early stopping not available"
+    early = (spec.get("earlyStopping") or {}).get("algorithmName")
+    if early and early not in early_stopping_names():
+        return f"early stopping {early} not available"
     kind = (spec.get("metricsCollectorSpec") or {}).get("collector", {}).get("kind", "StdOut")
-    if kind != "StdOut":
-        return f"collector {kind} not supported locally"
+    if kind == "Custom":
+        return "its custom collector image is not available locally"
     if spec["trialTemplate"].get("trialSpec", {}).get("kind") != "Job":
         return "not a batch Job"
     return None
@@ -49,7 +51,10 @@ RUNNABLE = [p for p in EXAMPLES if _runnable(p) is None]
 
 def test_the_basic_examples_are_runnable() -> None:
     names = {p.name for p in RUNNABLE}
-    assert {"random.yaml", "grid.yaml", "long-running-resume.yaml"} <= names
+    assert {"random.yaml", "grid.yaml", "long-running-resume.yaml", "tpe.yaml", "cma-es.yaml",
+            "bayesian-optimization.yaml", "hyperband.yaml", "sobol.yaml", "median-stop.yaml",
+            "file-metrics-collector.yaml", "file-metrics-collector-with-json-format.yaml",
+            "tfevent-metrics-collector.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", RUNNABLE, ids=lambda p: f"{p.parent.name}/{p.name}")
