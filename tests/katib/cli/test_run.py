@@ -514,3 +514,23 @@ def test_pbt_trials_continue_from_their_parents_checkpoints(katib: Katib) -> Non
         # The child started from its parent's checkpoint: the epochs the parent had reached.
         parent_epochs = 2 * (logs[parent].count("Validation-accuracy") // 2)
         assert resumed is not None and int(resumed.group(1)) >= parent_epochs >= 2
+
+
+def test_logs_follow_streams_until_the_trial_ends(katib: Katib) -> None:
+    (katib.folder / "hold").write_text("")
+    path = katib.write(experiment_doc(maxTrialCount=2))
+    proc = katib.popen("run", str(path))
+    try:
+        _wait_for(lambda: len(_running_trials(katib)) == 2)
+        name = str(_running_trials(katib)[0]["metadata"]["name"])  # type: ignore[index]
+        follower = katib.popen("logs", name, "--follow")
+        time.sleep(1.0)
+        assert follower.poll() is None  # still following a running trial
+        os.remove(katib.folder / "hold")
+        out, err = follower.communicate(timeout=60)
+        assert follower.returncode == 0, err
+        assert f"trial {name} cwd" in out and "loss=" in out
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
