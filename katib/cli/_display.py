@@ -59,7 +59,7 @@ class LiveProgress(RunObserver):
             self.live = None
 
     def trial_finished(self, run: ExperimentRun, trial: TrialRecord) -> None:
-        if self.live is not None:
+        if self.live is not None or self.console.quiet:
             return
         style = STATE_STYLES.get(trial.state, "")
         objective = run.objective.objective_metric_name or "objective"

@@ -277,18 +277,22 @@ class ExperimentRun:
                 )
             )
             return False
-        self.storage.save_algorithm_state(
-            self.record.id, self.algorithm.name, self.algorithm.dump_state()
-        )
+        state = (self.algorithm.name, self.algorithm.dump_state())
         if not suggestions:
+            self.storage.save_algorithm_state(self.record.id, *state)
             self.exhausted = True
             return True
-        for assignments in suggestions:
-            labels = {
-                "katib.kubeflow.org/experiment": self.record.name,
-                **self.algorithm.labels_for(assignments),
-            }
-            trial = self.storage.create_trial(self.record, assignments, labels=labels)
+        new = [
+            (
+                assignments,
+                {
+                    "katib.kubeflow.org/experiment": self.record.name,
+                    **self.algorithm.labels_for(assignments),
+                },
+            )
+            for assignments in suggestions
+        ]
+        for trial in self.storage.create_trials(self.record, new, algorithm_state=state):
             self.counts[TrialState.CREATED] += 1
             self.trials[trial.name] = trial
             if not self._launch(trial):

@@ -154,3 +154,22 @@ def test_plain_path_and_wal_mode(tmp_path: Path) -> None:
     assert path.exists()
     with s.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_fresh_schema_equals_the_migrated_one(tmp_path: Path) -> None:
+    """A new database is created from the models; an old one is migrated: same result."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from katib.storage._engine import _upgrade, make_engine
+    from katib.storage._schema import Base
+
+    migrated = make_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    _upgrade(migrated)
+    fresh = Storage.open(f"sqlite:///{tmp_path / 'fresh.db'}").engine
+    for engine in (migrated, fresh):
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            assert diff == []
+            version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            assert version == SCHEMA_REVISION
