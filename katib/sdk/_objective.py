@@ -1,0 +1,381 @@
+"""Turning a Python function into a Katib experiment whose trials call it.
+
+As Katib's SDK does, ``tune()`` ships the function's *source*, not a pickle: the function is
+written into a script (``$KATIB_HOME/functions/<namespace>/<experiment>/objective.py``) that
+each trial runs as its own process, with the trial's parameters as arguments
+(``${trialParameters.<name>}`` placeholders in the trial template). So the function must be
+self-contained: imports inside it, no names from the notebook around it. This module checks
+that up front, so that a mistake shows as one clear error instead of N failed trials.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import json
+import re
+import symtable
+import sys
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from katib.sdk._errors import InvalidArgumentError, ObjectiveFunctionError
+from katib.sdk._search import Parameter
+from katib.spec import API_VERSION, KIND
+from katib.storage import katib_home
+
+PRIMARY_CONTAINER = "training-container"
+SCRIPT_NAME = "objective.py"
+GPU_RESOURCE = "nvidia.com/gpu"
+#: Names a module defines by itself; the script may use them.
+_MODULE_NAMES = frozenset(
+    {"__name__", "__file__", "__doc__", "__spec__", "__loader__", "__package__", "__builtins__"}
+)
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+@dataclass(frozen=True)
+class ObjectiveSource:
+    """A function's source, ready to be written into a trial script."""
+
+    name: str
+    source: str
+
+
+def function_source(objective: object) -> ObjectiveSource:
+    """The dedented source of ``objective`` without decorators, after checking it can run alone.
+
+    Raises:
+        ObjectiveFunctionError: ``objective`` is not a plain function of one argument, its
+            source cannot be found, or it uses names defined outside it.
+    """
+    if not callable(objective):
+        raise ObjectiveFunctionError(f"objective must be a function, got {objective!r}")
+    if not inspect.isfunction(objective):
+        raise ObjectiveFunctionError(
+            f"objective must be a plain function defined with def, got {objective!r} "
+            "(methods, functools.partial and callable objects cannot be shipped as source)"
+        )
+    name = objective.__name__
+    if name == "<lambda>":
+        raise ObjectiveFunctionError(
+            "objective cannot be a lambda: tune() runs the function's source in each trial, "
+            "so define it with def"
+        )
+    if inspect.iscoroutinefunction(objective) or inspect.isasyncgenfunction(objective):
+        raise ObjectiveFunctionError(f"objective {name} is async: define it with plain def")
+    if inspect.isgeneratorfunction(objective):
+        raise ObjectiveFunctionError(
+            f"objective {name} is a generator: return the metrics (or print them, or call "
+            "katib.report_metrics) instead of yielding them"
+        )
+    try:
+        inspect.signature(objective).bind({})
+    except TypeError as e:
+        raise ObjectiveFunctionError(
+            f"objective {name} must take exactly one argument, the dict of parameters ({e})"
+        ) from e
+    try:
+        raw = inspect.getsource(objective)
+    except (OSError, TypeError) as e:
+        raise ObjectiveFunctionError(
+            f"the source of objective {name} cannot be found ({e}); define it in a file or a "
+            "notebook cell, not with exec() or in an interactive interpreter"
+        ) from e
+    source = _strip_decorators(textwrap.dedent(raw), name)
+    if objective.__code__.co_freevars:
+        names = ", ".join(objective.__code__.co_freevars)
+        raise ObjectiveFunctionError(
+            f"objective {name} uses variables of the function around it ({names}); each trial "
+            "runs only the function's own source, so pass them as parameters or define them "
+            "inside it"
+        )
+    outside = _outside_names(source, name)
+    if outside:
+        raise ObjectiveFunctionError(
+            f"objective {name} uses names defined outside it: {', '.join(outside)}. Each trial "
+            "runs only the function's own source: put imports and helpers inside the "
+            "function, and pass values as parameters"
+        )
+    return ObjectiveSource(name, source)
+
+
+def _strip_decorators(source: str, name: str) -> str:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        raise ObjectiveFunctionError(f"the source of objective {name} does not parse: {e}") from e
+    node = tree.body[0] if len(tree.body) == 1 else None
+    if not isinstance(node, ast.FunctionDef) or node.name != name:
+        raise ObjectiveFunctionError(
+            f"the source found for objective {name} is not a single def statement"
+        )
+    lines = source.splitlines()
+    assert node.end_lineno is not None
+    return "\n".join(lines[node.lineno - 1 : node.end_lineno]) + "\n"
+
+
+def _outside_names(source: str, name: str) -> list[str]:
+    """Global names the function (or its defaults) reads that a fresh module will not have.
+
+    ``symtable`` tells a global name apart from an attribute (``np`` vs ``x.np``) and from a
+    name of an enclosing function; annotations are skipped (the script never evaluates them).
+    """
+    table = symtable.symtable("from __future__ import annotations\n" + source, "objective", "exec")
+    known = set(dir(builtins)) | _MODULE_NAMES | {name}
+    found: set[str] = set()
+    for symbol in table.get_symbols():  # default values are evaluated in the module
+        if symbol.is_referenced() and not symbol.is_assigned():
+            found.add(symbol.get_name())
+
+    def walk(scope: symtable.SymbolTable) -> None:
+        for symbol in scope.get_symbols():
+            if symbol.is_global() and symbol.is_referenced() and not symbol.is_assigned():
+                found.add(symbol.get_name())
+        for child in scope.get_children():
+            walk(child)
+
+    for child in table.get_children():
+        walk(child)
+    return sorted(found - known)
+
+
+# The script ------------------------------------------------------------------------------
+
+
+def functions_dir(namespace: str, experiment: str) -> Path:
+    return katib_home() / "functions" / namespace / experiment
+
+
+def script_text(
+    objective: ObjectiveSource, spec: Mapping[str, Any], namespace: str, experiment: str
+) -> str:
+    """The trial script: the function, then a call with the trial's parameters."""
+    return (
+        f"# Generated by KatibClient.tune() for experiment {namespace}/{experiment}.\n"
+        f"# Each trial runs: python -u {SCRIPT_NAME} <one value per tuned parameter>\n"
+        "from __future__ import annotations\n\n\n"
+        f"{objective.source}\n\n"
+        'if __name__ == "__main__":\n'
+        "    import katib.sdk._trial as _katib_trial\n\n"
+        f"    _katib_trial.run_trial({objective.name}, {json.dumps(spec, sort_keys=True)!r})\n"
+    )
+
+
+def trial_call_spec(
+    parameters: Mapping[str, Any], objective_metric_name: str | None
+) -> dict[str, Any]:
+    """What the trial script needs to rebuild the parameters dict from its arguments.
+
+    Tuned parameters arrive as arguments in ``tuned`` order; fixed values are stored here.
+    """
+    tuned: list[dict[str, Any]] = []
+    fixed: dict[str, Any] = {}
+    for name, value in parameters.items():
+        if isinstance(value, Parameter):
+            entry: dict[str, Any] = {"name": name, "type": value.parameter_type}
+            if value.choices:
+                pairs = zip(value.values, value.choices, strict=True)
+                entry["choices"] = [[text, choice] for text, choice in pairs]
+            tuned.append(entry)
+        else:
+            fixed[name] = value
+    try:
+        json.dumps(fixed, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(
+            f"parameters: fixed values must be JSON data (numbers, strings, lists, dicts): {e}"
+        ) from e
+    return {
+        "order": list(parameters),
+        "tuned": tuned,
+        "fixed": fixed,
+        "objectiveMetricName": objective_metric_name,
+    }
+
+
+# The experiment --------------------------------------------------------------------------
+
+
+def check_parameters(parameters: object) -> dict[str, Any]:
+    if not isinstance(parameters, Mapping) or not parameters:
+        raise InvalidArgumentError(
+            "parameters must be a non-empty dict such as {'lr': search.double(0.01, 0.1)}"
+        )
+    for key in parameters:
+        if not isinstance(key, str) or not key:
+            raise InvalidArgumentError(f"parameters: {key!r} is not a parameter name")
+    if not any(isinstance(v, Parameter) for v in parameters.values()):
+        raise InvalidArgumentError(
+            "parameters: none is tuned; give at least one search space such as "
+            "search.double(0.01, 0.1)"
+        )
+    return dict(parameters)
+
+
+def build_experiment(
+    *,
+    name: str,
+    namespace: str,
+    parameters: Mapping[str, Any],
+    script: Path,
+    base_image: str | None,
+    env_per_trial: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+    algorithm_name: str,
+    algorithm_settings: Mapping[str, Any] | Sequence[Any] | None,
+    objective_metric_name: str | None,
+    additional_metric_names: Sequence[str] | None,
+    objective_type: str,
+    objective_goal: float | None,
+    max_trial_count: int | None,
+    parallel_trial_count: int | None,
+    max_failed_trial_count: int | None,
+    resources_per_trial: Mapping[str, Any] | None,
+    retain_trials: bool,
+    metrics_collector_config: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The Katib Experiment document (camelCase) whose trials run ``script``."""
+    tuned = [(n, p) for n, p in parameters.items() if isinstance(p, Parameter)]
+    container: dict[str, Any] = {
+        "name": PRIMARY_CONTAINER,
+        "image": base_image or default_image(),
+        "command": ["python", "-u", str(script)],
+        "args": [f"${{trialParameters.{n}}}" for n, _ in tuned],
+    }
+    env = _env(env_per_trial)
+    if env:
+        container["env"] = env
+    resources = _resources(resources_per_trial)
+    if resources:
+        container["resources"] = resources
+    objective: dict[str, Any] = {
+        "type": objective_type,
+        "objectiveMetricName": objective_metric_name,
+        "additionalMetricNames": list(additional_metric_names or []),
+    }
+    if objective_goal is not None:
+        objective["goal"] = objective_goal
+    spec: dict[str, Any] = {
+        "objective": objective,
+        "algorithm": {
+            "algorithmName": algorithm_name,
+            "algorithmSettings": _settings(algorithm_settings),
+        },
+        "parameters": [p.to_wire(n) for n, p in tuned],
+        "metricsCollectorSpec": {"collector": {"kind": _collector_kind(metrics_collector_config)}},
+        "trialTemplate": {
+            "primaryContainerName": PRIMARY_CONTAINER,
+            "retain": retain_trials,
+            "trialParameters": [
+                {"name": n, "description": f"{p.parameter_type} parameter {n}", "reference": n}
+                for n, p in tuned
+            ],
+            "trialSpec": {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "spec": {
+                    "template": {
+                        "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}},
+                        "spec": {"restartPolicy": "Never", "containers": [container]},
+                    }
+                },
+            },
+        },
+    }
+    for key, value in (
+        ("maxTrialCount", max_trial_count),
+        ("parallelTrialCount", parallel_trial_count),
+        ("maxFailedTrialCount", max_failed_trial_count),
+    ):
+        if value is not None:
+            spec[key] = value
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def default_image() -> str:
+    """An image with this Python version (used on a cluster; local trials use this Python)."""
+    return f"docker.io/library/python:{sys.version_info.major}.{sys.version_info.minor}-slim"
+
+
+def _settings(settings: Mapping[str, Any] | Sequence[Any] | None) -> list[dict[str, str]]:
+    if settings is None:
+        return []
+    if isinstance(settings, Mapping):
+        return [{"name": str(k), "value": str(v)} for k, v in settings.items()]
+    out = []
+    for item in settings:
+        if isinstance(item, Mapping) and "name" in item:
+            out.append({"name": str(item["name"]), "value": str(item.get("value", ""))})
+        elif hasattr(item, "name") and hasattr(item, "value"):
+            out.append({"name": str(item.name), "value": str(item.value)})
+        else:
+            raise InvalidArgumentError(
+                f"algorithm_settings: {item!r} is not a setting; use a dict {{name: value}}"
+            )
+    return out
+
+
+def _env(env: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None) -> list[dict[str, str]]:
+    if env is None:
+        return []
+    if isinstance(env, Mapping):
+        return [{"name": str(k), "value": str(v)} for k, v in env.items()]
+    out = []
+    for item in env:
+        if not isinstance(item, Mapping) or "name" not in item or "value" not in item:
+            raise InvalidArgumentError(
+                f"env_per_trial: {item!r} is not {{'name': ..., 'value': ...}}; "
+                "or give a dict {name: value}"
+            )
+        out.append({"name": str(item["name"]), "value": str(item["value"])})
+    return out
+
+
+def _resources(resources: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Katib's shorthand ``{"cpu", "memory", "gpu"}`` as requests and limits."""
+    if not resources:
+        return {}
+    if not isinstance(resources, Mapping):
+        raise InvalidArgumentError(
+            f"resources_per_trial: expected a dict such as {{'cpu': '2'}}, got {resources!r}"
+        )
+    if set(resources) <= {"requests", "limits", "claims"}:
+        return dict(resources)  # already a ResourceRequirements document
+    amounts = {(GPU_RESOURCE if k == "gpu" else str(k)): str(v) for k, v in resources.items()}
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _collector_kind(config: Mapping[str, Any] | None) -> str:
+    if config is None:
+        return "StdOut"
+    if not isinstance(config, Mapping) or not isinstance(config.get("kind"), str):
+        raise InvalidArgumentError(
+            f"metrics_collector_config: expected {{'kind': 'StdOut'}} or {{'kind': 'Push'}}, "
+            f"got {config!r}"
+        )
+    return str(config["kind"])
+
+
+def missing_packages(requirements: Sequence[str]) -> list[str]:
+    """Requirements (``pkg``, ``pkg>=1.2``, ``pkg[extra]``) not installed in this Python."""
+    missing = []
+    for requirement in requirements:
+        match = _REQUIREMENT_NAME.match(requirement)
+        if match is None:
+            raise InvalidArgumentError(f"packages_to_install: {requirement!r} is not a package")
+        try:
+            metadata.distribution(match.group(1))
+        except metadata.PackageNotFoundError:
+            missing.append(requirement)
+    return missing
+

@@ -1,0 +1,117 @@
+"""What SDK calls return besides Katib objects: the optimal trial and observation logs.
+
+They mirror the objects that Katib's SDK returns (``V1beta1OptimalTrial`` and the DB
+manager's ``MetricLog``), with snake_case attributes, so code written for Katib reads the same:
+``best.parameter_assignments[0].value``, ``logs[0].metric.value``. One difference: metric
+values are floats here, where Katib hands out strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ParameterAssignment:
+    """A parameter's value in a trial, as text exactly as the trial received it."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of a trial, reduced three ways (Katib's ``V1beta1Metric``)."""
+
+    name: str
+    min: float
+    max: float
+    latest: float
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A trial's metrics (Katib's ``V1beta1Observation``)."""
+
+    metrics: list[Metric] = field(default_factory=list)
+
+    def metric(self, name: str) -> Metric | None:
+        """The metric called ``name``, if the trial reported it."""
+        return next((m for m in self.metrics if m.name == name), None)
+
+
+@dataclass(frozen=True)
+class OptimalTrial:
+    """The best trial of an experiment so far (Katib's ``V1beta1OptimalTrial``)."""
+
+    best_trial_name: str
+    parameter_assignments: list[ParameterAssignment]
+    observation: Observation
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """``{name: value}`` of the parameter assignments."""
+        return {a.name: a.value for a in self.parameter_assignments}
+
+    def to_json(self) -> dict[str, Any]:
+        """Katib's ``currentOptimalTrial`` (camelCase), as the REST API and CLI print it."""
+        return {
+            "bestTrialName": self.best_trial_name,
+            "parameterAssignments": [
+                {"name": a.name, "value": a.value} for a in self.parameter_assignments
+            ],
+            "observation": {
+                "metrics": [
+                    {"name": m.name, "min": m.min, "max": m.max, "latest": m.latest}
+                    for m in self.observation.metrics
+                ]
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OptimalTrial | None:
+        """Read ``currentOptimalTrial`` (or ``katib best -o json``); None without a best trial."""
+        name = data.get("bestTrialName")
+        if not name:
+            return None
+        metrics = (data.get("observation") or {}).get("metrics") or []
+        return cls(
+            best_trial_name=str(name),
+            parameter_assignments=[
+                ParameterAssignment(str(a["name"]), str(a["value"]))
+                for a in data.get("parameterAssignments") or []
+            ],
+            observation=Observation(
+                [
+                    Metric(
+                        str(m["name"]), float(m["min"]), float(m["max"]), float(m["latest"])
+                    )
+                    for m in metrics
+                ]
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class LoggedMetric:
+    """One reported value (the ``metric`` of Katib's ``MetricLog``)."""
+
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class MetricLog:
+    """One point of a trial's observation log (Katib's ``MetricLog``), oldest first.
+
+    Attributes:
+        time_stamp: When it was reported, RFC 3339 (UTC).
+        metric: Its name and value.
+        step: The training step it was reported with, when there was one.
+    """
+
+    time_stamp: str
+    metric: LoggedMetric
+    step: int | None = None

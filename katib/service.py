@@ -1,0 +1,201 @@
+"""Operations on stored experiments that more than one interface needs.
+
+The CLI and the SDK's embedded mode stop, edit, restart and delete experiments and find
+trials' logs the same way; the rules live here once. Each function takes
+a :class:`~katib.storage.Storage` and records, and raises the project's errors
+(:class:`~katib.errors.ConflictError` for a refusal, :class:`~katib.errors.NotFoundError`,
+:class:`~katib.errors.InvalidExperimentError`); none prints or exits.
+
+Whether an experiment is being run right now is the caller's knowledge (another process's
+live claim, or a run in this very process), so functions that depend on it take it as an
+argument.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from katib._time import now
+from katib.controller import new_owner_id, optimal_trial, owner_alive
+from katib.controller._run import REASON_EXPERIMENT_DONE
+from katib.errors import ConflictError, FieldError, InvalidExperimentError, NotFoundError
+from katib.records import Condition, ExperimentCondition, ExperimentRecord, TrialRecord, TrialState
+from katib.spec import validate_experiment
+from katib.storage import Storage, katib_home
+from katib.views import experiment_json
+
+#: Folders under KATIB_HOME that hold files of one experiment, by namespace and name.
+EXPERIMENT_FOLDERS = ("logs", "checkpoints", "trials", "functions")
+REASON_STOPPED = "ExperimentStoppedByUser"
+
+
+def run_elsewhere(record: ExperimentRecord) -> bool:
+    """Whether another live process (or host) drives the experiment."""
+    return owner_alive(record.owner, record.owner_heartbeat)
+
+
+def best_trial(storage: Storage, record: ExperimentRecord) -> TrialRecord | None:
+    """The optimal trial: the one the controller recorded, else computed from the trials."""
+    if record.optimal_trial_name:
+        try:
+            return storage.get_trial(record.namespace, record.optimal_trial_name)
+        except NotFoundError:
+            pass
+    assert record.spec.spec.objective is not None
+    return optimal_trial(storage.list_trials(record.id), record.spec.spec.objective)
+
+
+def experiment_view(storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
+    """The Katib Experiment object with status, as ``katib get experiments -o json`` has it."""
+    return experiment_json(record, storage.count_trials(record.id), best_trial(storage, record))
+
+
+def apply_budget(
+    storage: Storage,
+    record: ExperimentRecord,
+    *,
+    max_trial_count: int | None = None,
+    parallel_trial_count: int | None = None,
+    max_failed_trial_count: int | None = None,
+) -> ExperimentRecord:
+    """Store new trial counts (a running controller picks them up at its next heartbeat).
+
+    Raises:
+        InvalidExperimentError: the counts break the experiment's rules.
+    """
+    spec = record.spec.model_copy(deep=True)
+    if max_trial_count is not None:
+        spec.spec.max_trial_count = max_trial_count
+    if parallel_trial_count is not None:
+        spec.spec.parallel_trial_count = parallel_trial_count
+    if max_failed_trial_count is not None:
+        spec.spec.max_failed_trial_count = max_failed_trial_count
+    errors = validate_experiment(spec)
+    if errors:
+        raise InvalidExperimentError(errors, f"{record.namespace}/{record.name}")
+    storage.update_experiment(record.id, spec=spec)
+    record.spec = spec
+    return record
+
+
+def restart_experiment(
+    storage: Storage,
+    record: ExperimentRecord,
+    *,
+    max_trial_count: int | None = None,
+    parallel_trial_count: int | None = None,
+    max_failed_trial_count: int | None = None,
+) -> ExperimentRecord:
+    """Give a finished experiment a new budget and mark it Restarting (Katib's resume).
+
+    Running it again is the caller's business. Returns the updated record.
+
+    Raises:
+        ConflictError: it has not finished, or its resumePolicy is Never.
+        InvalidExperimentError: the counts break the experiment's rules, or maxTrialCount
+            does not exceed the trials already run.
+    """
+    where = f"{record.namespace}/{record.name}"
+    if not record.condition.is_finished:
+        raise ConflictError(f"experiment {where} has not finished ({record.condition.value})")
+    policy = record.spec.spec.resume_policy or "Never"
+    if policy == "Never":
+        raise ConflictError(
+            f"experiment {where} has resumePolicy Never and cannot be restarted "
+            "(use LongRunning or FromVolume)"
+        )
+    trials_run = sum(storage.count_trials(record.id).values())
+    new_max = max_trial_count if max_trial_count is not None else record.spec.spec.max_trial_count
+    if new_max is not None and new_max <= trials_run:
+        raise InvalidExperimentError(
+            [
+                FieldError(
+                    "spec.maxTrialCount",
+                    f"must exceed the {trials_run} trials already run, got {new_max}",
+                )
+            ],
+            where,
+        )
+    apply_budget(
+        storage,
+        record,
+        max_trial_count=max_trial_count,
+        parallel_trial_count=parallel_trial_count,
+        max_failed_trial_count=max_failed_trial_count,
+    )
+    t = now()
+    conditions = [c for c in record.conditions if c.type not in ("Succeeded", "Failed")]
+    conditions.append(
+        Condition("Restarting", "True", "ExperimentRestarting", "Experiment is restarting", t)
+    )
+    storage.update_experiment(
+        record.id,
+        condition=ExperimentCondition.RESTARTING,
+        conditions=conditions,
+        completed_at=None,
+        stop_requested=False,
+        message="",
+    )
+    return storage.get_experiment_by_id(record.id)
+
+
+def stop_experiment(storage: Storage, record: ExperimentRecord, *, running: bool) -> bool:
+    """Stop an experiment: its trials are killed and it ends as Succeeded, as Katib's stop.
+
+    When ``running``, the controller that drives it is asked to, and does within seconds;
+    otherwise (an interrupted run, or one never started) it is ended here.
+
+    Returns:
+        True if it was ended here, False if its controller was asked to.
+
+    Raises:
+        ConflictError: it has finished already.
+    """
+    where = f"{record.namespace}/{record.name}"
+    if record.condition.is_finished:
+        raise ConflictError(f"experiment {where} already finished ({record.condition.value})")
+    storage.update_experiment(record.id, stop_requested=True)
+    if running:
+        return False
+    # Hold the experiment while ending it, so that no controller starts it meanwhile.
+    holder = new_owner_id()
+    if not storage.claim(record.id, holder, expected=record.owner):
+        return False  # a controller took it just now; it sees the stop request
+    try:
+        t = now()
+        for trial in storage.list_trials(record.id, [TrialState.CREATED, TrialState.RUNNING]):
+            storage.update_trial(
+                trial.id,
+                state=TrialState.KILLED,
+                reason=REASON_EXPERIMENT_DONE,
+                message="Experiment was stopped",
+                completed_at=t,
+            )
+        message = "Experiment was stopped by the user"
+        stopped = Condition("Succeeded", "True", REASON_STOPPED, message, t)
+        storage.update_experiment(
+            record.id,
+            condition=ExperimentCondition.SUCCEEDED,
+            conditions=[*record.conditions, stopped],
+            completed_at=t,
+            message=message,
+        )
+    finally:
+        storage.release(record.id, holder)
+    return True
+
+
+def delete_experiment(storage: Storage, record: ExperimentRecord) -> None:
+    """Delete an experiment that nothing runs: rows, logs, checkpoints and function scripts."""
+    storage.delete_experiment(record.namespace, record.name)
+    home = katib_home()
+    for folder in EXPERIMENT_FOLDERS:
+        shutil.rmtree(home / folder / record.namespace / record.name, ignore_errors=True)
+
+
+def trial_log_path(storage: Storage, trial: TrialRecord) -> Path:
+    """Where the trial's output is (whether or not it exists yet)."""
+    exp = storage.get_experiment_by_id(trial.experiment_id)
+    return katib_home() / "logs" / exp.namespace / exp.name / f"{trial.name}.log"
