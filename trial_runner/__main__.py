@@ -34,9 +34,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated metrics to collect (objective first)")
     p.add_argument("--metrics-format", action="append", default=None, metavar="REGEX",
                    help="a Katib metricsFormat filter (repeatable); default: Katib's regex")
-    p.add_argument("--collector", default="StdOut", choices=["StdOut", "File"],
+    p.add_argument("--collector", default="StdOut",
+                   choices=["StdOut", "File", "TensorFlowEvent", "PrometheusMetric"],
                    help="where metrics come from (default: StdOut)")
-    p.add_argument("--path", help="metrics file for --collector File")
+    p.add_argument("--path", help="metrics file (File) or event directory (TensorFlowEvent)")
+    p.add_argument("--url", help="metrics endpoint for PrometheusMetric, e.g. "
+                   "http://127.0.0.1:8080/metrics")
     p.add_argument("--format", default="TEXT", choices=["TEXT", "JSON"],
                    help="metrics file format for --collector File")
     p.add_argument("--trial-name", default=os.environ.get("KATIB_TRIAL_NAME"))
@@ -70,15 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     collectors: list[Any] = []
     parse_line: Any = parser.parse_line
-    if args.collector == "File":
-        if not args.path:
-            print("trial_runner: --collector File needs --path", file=sys.stderr)
+    if args.collector != "StdOut":
+        try:
+            collectors.append(_collector(args, names))
+        except (ValueError, ImportError) as e:
+            print(f"trial_runner: {e}", file=sys.stderr)
             return EXIT_USAGE
-        from trial_runner.metrics import FileCollector
-
-        formats = args.metrics_format if args.format == "TEXT" else None
-        collectors.append(FileCollector(args.path, names, format=args.format,
-                                        metrics_format=formats))
         parse_line = None
     events: queue.Queue[Event] = queue.Queue()
     launcher = LocalProcessLauncher()
@@ -104,6 +104,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = event.exit_code or 0
             return 128 - code if code < 0 else code
         assert isinstance(event, MetricsReported)
+
+
+def _collector(args: argparse.Namespace, names: list[str]) -> Any:
+    from trial_runner.metrics import FileCollector, PrometheusCollector, TFEventCollector
+
+    if args.collector == "PrometheusMetric":
+        if not args.url:
+            raise ValueError("--collector PrometheusMetric needs --url")
+        return PrometheusCollector(args.url, names)
+    if not args.path:
+        raise ValueError(f"--collector {args.collector} needs --path")
+    if args.collector == "TensorFlowEvent":
+        return TFEventCollector(args.path, names)
+    formats = args.metrics_format if args.format == "TEXT" else None
+    return FileCollector(args.path, names, format=args.format, metrics_format=formats)
 
 
 def _push(args: argparse.Namespace, observations: Sequence[Any]) -> None:

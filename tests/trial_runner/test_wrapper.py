@@ -109,3 +109,10 @@ def test_unreachable_server_does_not_kill_the_trial() -> None:
                      "--trial-name", "t", "--", sys.executable, "-c", SCRIPT.format(code=0))
     assert result.returncode == 0
     assert "could not report metrics" in result.stderr
+
+
+def test_collector_options_are_checked() -> None:
+    for args in (["--collector", "File"], ["--collector", "TensorFlowEvent"],
+                 ["--collector", "PrometheusMetric"]):
+        result = wrapper("--metric-names", "loss", "--no-push", *args, "--", "true")
+        assert result.returncode == 2 and "needs --" in result.stderr, args
