@@ -739,3 +739,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         # `katib get ... | head`: quietly stop writing.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_OK)
+
+
+# `katib server` and `katib token ...` live in their own module.
+from katib.cli._server import server, token  # noqa: E402
+
+cli.add_command(server)
+cli.add_command(token)

@@ -7,15 +7,29 @@ from katib.storage._engine import (
     katib_home,
     normalize_url,
 )
-from katib.storage._store import EventRecord, ObservationPoint, Storage
+from katib.storage._store import (
+    ALL_NAMESPACES,
+    TOKEN_ROLES,
+    TRIAL_SORTS,
+    EventRecord,
+    ObservationPoint,
+    Storage,
+    TokenRecord,
+    hash_token,
+)
 
 __all__ = [
+    "ALL_NAMESPACES",
     "SCHEMA_REVISION",
+    "TOKEN_ROLES",
+    "TRIAL_SORTS",
     "EventRecord",
     "ObservationPoint",
     "Storage",
     "StorageError",
+    "TokenRecord",
     "default_url",
+    "hash_token",
     "katib_home",
     "normalize_url",
 ]

@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 
 class Base(DeclarativeBase):
@@ -27,7 +28,11 @@ class Base(DeclarativeBase):
 
 class ExperimentRow(Base):
     __tablename__ = "experiments"
-    __table_args__ = (UniqueConstraint("namespace", "name", name="uq_experiment_name"),)
+    __table_args__ = (
+        UniqueConstraint("namespace", "name", name="uq_experiment_name"),
+        # Keyset pages of one namespace's experiments (the REST API's lists).
+        Index("ix_experiments_namespace_id", "namespace", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     namespace: Mapped[str] = mapped_column(String(253))
@@ -47,6 +52,8 @@ class ExperimentRow(Base):
     owner_heartbeat: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Set by `katib stop`; the owning controller notices it on its next heartbeat.
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Hidden from lists unless asked for (the REST API's archive / unarchive).
+    archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class TrialRow(Base):
@@ -54,6 +61,9 @@ class TrialRow(Base):
     __table_args__ = (
         UniqueConstraint("namespace", "name", name="uq_trial_name"),
         Index("ix_trials_experiment_state", "experiment_id", "state"),
+        # Keyset pages of an experiment's trials, by creation and by objective value.
+        Index("ix_trials_experiment_id_id", "experiment_id", "id"),
+        Index("ix_trials_experiment_objective", "experiment_id", "objective", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -110,3 +120,18 @@ class EventRow(Base):
     reason: Mapped[str] = mapped_column(String(253))
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class TokenRow(Base):
+    """An API token: only its SHA-256 is stored; the plaintext is shown once, on creation."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(253))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The namespace the role applies to; "*" for admin tokens (every namespace).
+    namespace: Mapped[str] = mapped_column(String(253), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)

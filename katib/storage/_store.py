@@ -8,14 +8,15 @@ an experiment's whole history except the methods that are asked for it.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import string
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,10 +37,18 @@ from katib.storage._schema import (
     EventRow,
     ExperimentRow,
     ObservationRow,
+    TokenRow,
     TrialRow,
 )
 
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+
+#: Roles a token can carry, weakest first; an admin token's namespace is ``*``.
+TOKEN_ROLES = ("viewer", "editor", "owner", "admin")
+#: The namespace of admin tokens: every namespace.
+ALL_NAMESPACES = "*"
+#: How trial pages can be ordered (``-`` for descending).
+TRIAL_SORTS = ("created", "-created", "objective", "-objective")
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,31 @@ class EventRecord:
     created_at: float
 
 
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token (never its plaintext, which is shown once when it is created)."""
+
+    id: int
+    name: str
+    namespace: str
+    role: str
+    created_at: float
+    revoked_at: float | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+def hash_token(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh random token; the prefix makes leaked ones easy to recognise (secret scanners)."""
+    return "katib_" + secrets.token_urlsafe(32)
+
+
 class Storage:
     """Experiments, trials, observation logs, algorithm state and events in one database."""
 
@@ -78,6 +112,15 @@ class Storage:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def ping(self) -> str | None:
+        """None when the database answers, else what is wrong (for readiness checks)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+        except SQLAlchemyError as e:
+            return f"database unreachable: {type(e).__name__}"
+        return None
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -136,6 +179,18 @@ class Storage:
                 raise NotFoundError(f"experiment {namespace}/{name} not found")
             return _experiment(row)
 
+    def experiment_id(self, namespace: str, name: str) -> int:
+        """The id of an experiment, without reading its spec (for hot paths)."""
+        with self._session() as s:
+            found = s.scalar(
+                select(ExperimentRow.id).where(
+                    ExperimentRow.namespace == namespace, ExperimentRow.name == name
+                )
+            )
+        if found is None:
+            raise NotFoundError(f"experiment {namespace}/{name} not found")
+        return int(found)
+
     def get_experiment_by_id(self, experiment_id: int) -> ExperimentRecord:
         with self._session() as s:
             row = s.get(ExperimentRow, experiment_id)
@@ -149,6 +204,73 @@ class Storage:
             query = query.where(ExperimentRow.namespace == namespace)
         with self._session() as s:
             return [_experiment(r) for r in s.scalars(query)]
+
+    def list_experiments_page(
+        self,
+        *,
+        namespaces: Sequence[str] | None = None,
+        conditions: Sequence[ExperimentCondition] | None = None,
+        archived: bool | None = False,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> list[ExperimentRecord]:
+        """Up to ``limit`` experiments in id order, those after the id ``after`` (keyset).
+
+        Args:
+            namespaces: Only these namespaces (None: every namespace).
+            conditions: Only experiments in one of these conditions.
+            archived: Only archived (True) or only not archived (False) ones; None for both.
+            after: The id of the last experiment of the previous page.
+            limit: Most experiments returned.
+        """
+        query = select(ExperimentRow)
+        if namespaces is not None:
+            query = query.where(ExperimentRow.namespace.in_(list(namespaces)))
+        if conditions is not None:
+            query = query.where(ExperimentRow.condition.in_([str(c) for c in conditions]))
+        if archived is not None:
+            query = query.where(ExperimentRow.archived.is_(archived))
+        if after is not None:
+            query = query.where(ExperimentRow.id > after)
+        with self._session() as s:
+            rows = s.scalars(query.order_by(ExperimentRow.id).limit(limit))
+            return [_experiment(r) for r in rows]
+
+    def unfinished_experiments(self) -> list[tuple[int, str | None, float | None]]:
+        """``(id, owner, owner_heartbeat)`` of every experiment that has not finished."""
+        unfinished = [str(c) for c in ExperimentCondition if not c.is_finished]
+        query = (
+            select(ExperimentRow.id, ExperimentRow.owner, ExperimentRow.owner_heartbeat)
+            .where(ExperimentRow.condition.in_(unfinished))
+            .order_by(ExperimentRow.id)
+        )
+        with self._session() as s:
+            return [(int(i), o, h) for i, o, h in s.execute(query).all()]
+
+    def set_archived(self, experiment_id: int, archived: bool) -> None:
+        with self._session() as s:
+            s.execute(
+                update(ExperimentRow)
+                .where(ExperimentRow.id == experiment_id)
+                .values(archived=archived)
+            )
+
+    def archived_ids(self, experiment_ids: Iterable[int]) -> set[int]:
+        """Which of these experiments are archived."""
+        ids = list(experiment_ids)
+        if not ids:
+            return set()
+        query = select(ExperimentRow.id).where(
+            ExperimentRow.id.in_(ids), ExperimentRow.archived.is_(True)
+        )
+        with self._session() as s:
+            return {int(i) for i in s.scalars(query)}
+
+    def condition_counts(self) -> dict[ExperimentCondition, int]:
+        """How many experiments are in each condition (every namespace)."""
+        query = select(ExperimentRow.condition, func.count()).group_by(ExperimentRow.condition)
+        with self._session() as s:
+            return {ExperimentCondition(c): int(n) for c, n in s.execute(query).all()}
 
     def update_experiment(self, experiment_id: int, **fields: Any) -> None:
         """Set columns of an experiment: condition, conditions, message, started_at, ..."""
@@ -207,27 +329,49 @@ class Storage:
         labels: dict[str, str] | None = None,
     ) -> TrialRecord:
         """A new trial in state Created, named ``<experiment>-<8 random characters>``."""
+        return self.create_trials(experiment, [(assignments, labels or {})])[0]
+
+    def create_trials(
+        self,
+        experiment: ExperimentRecord,
+        trials: Sequence[tuple[dict[str, str], dict[str, str]]],
+        *,
+        algorithm_state: tuple[str, dict[str, Any]] | None = None,
+    ) -> list[TrialRecord]:
+        """New trials (assignments, labels) in state Created, and the algorithm's state.
+
+        One transaction: the trials an algorithm suggested and the state it was in after
+        suggesting them are stored together, so that a crash can't keep one without the other.
+        """
         for _ in range(20):
-            suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(8))
-            row = TrialRow(
-                experiment_id=experiment.id,
-                namespace=experiment.namespace,
-                name=f"{experiment.name}-{suffix}",
-                assignments=dict(assignments),
-                state=TrialState.CREATED.value,
-                reason="TrialCreated",
-                message="Trial is created",
-                created_at=now(),
-                metrics={},
-                labels=dict(labels or {}),
-            )
+            t = now()
+            rows = [
+                {
+                    "experiment_id": experiment.id,
+                    "namespace": experiment.namespace,
+                    "name": f"{experiment.name}-{_suffix()}",
+                    "assignments": dict(assignments),
+                    "state": TrialState.CREATED.value,
+                    "reason": "TrialCreated",
+                    "message": "Trial is created",
+                    "created_at": t,
+                    "metrics": {},
+                    "labels": dict(labels),
+                }
+                for assignments, labels in trials
+            ]
             try:
                 with self._session() as s:
-                    s.add(row)
-                return _trial(row)
+                    ids = [
+                        s.execute(insert(TrialRow).returning(TrialRow.id), [row]).scalar_one()
+                        for row in rows
+                    ]
+                    if algorithm_state is not None:
+                        _save_state(s, experiment.id, *algorithm_state)
             except IntegrityError:
-                continue  # name collision in the namespace: draw another suffix
-        raise StorageError("could not find a free trial name after 20 attempts")
+                continue  # name collision in the namespace: draw other suffixes
+            return [_trial(TrialRow(id=i, **row)) for i, row in zip(ids, rows, strict=True)]
+        raise StorageError("could not find free trial names after 20 attempts")
 
     def get_trial(self, namespace: str, name: str) -> TrialRecord:
         with self._session() as s:
@@ -260,6 +404,126 @@ class Storage:
                 .group_by(TrialRow.state)
             ).all()
         return {TrialState(state): int(n) for state, n in rows}
+
+    def count_trials_many(self, experiment_ids: Iterable[int]) -> dict[int, dict[TrialState, int]]:
+        """:meth:`count_trials` of several experiments in one query."""
+        ids = list(experiment_ids)
+        out: dict[int, dict[TrialState, int]] = {i: {} for i in ids}
+        if not ids:
+            return out
+        query = (
+            select(TrialRow.experiment_id, TrialRow.state, func.count())
+            .where(TrialRow.experiment_id.in_(ids))
+            .group_by(TrialRow.experiment_id, TrialRow.state)
+        )
+        with self._session() as s:
+            for experiment_id, state, n in s.execute(query).all():
+                out[int(experiment_id)][TrialState(state)] = int(n)
+        return out
+
+    def state_counts(self) -> dict[TrialState, int]:
+        """How many trials are in each state (every experiment)."""
+        query = select(TrialRow.state, func.count()).group_by(TrialRow.state)
+        with self._session() as s:
+            return {TrialState(state): int(n) for state, n in s.execute(query).all()}
+
+    def best_trial(self, experiment: ExperimentRecord) -> TrialRecord | None:
+        """The optimal trial: the one the controller recorded, else the best stored objective.
+
+        One indexed query, whatever the number of trials; ties go to the earliest trial.
+        """
+        return self.best_trials([experiment])[experiment.id]
+
+    def best_trials(
+        self, experiments: Sequence[ExperimentRecord]
+    ) -> dict[int, TrialRecord | None]:
+        """:meth:`best_trial` of several experiments (one query for the recorded ones)."""
+        out: dict[int, TrialRecord | None] = {e.id: None for e in experiments}
+        named = {e.id: e.optimal_trial_name for e in experiments if e.optimal_trial_name}
+        with self._session() as s:
+            if named:
+                rows = s.scalars(
+                    select(TrialRow).where(
+                        TrialRow.experiment_id.in_(list(named)),
+                        TrialRow.name.in_(list(named.values())),
+                    )
+                )
+                for row in rows:
+                    if named.get(row.experiment_id) == row.name:
+                        out[row.experiment_id] = _trial(row)
+            for exp in experiments:
+                if out[exp.id] is not None:
+                    continue
+                objective = exp.spec.spec.objective
+                maximize = objective is not None and objective.type == "maximize"
+                order = TrialRow.objective.desc() if maximize else TrialRow.objective.asc()
+                found = s.scalar(
+                    select(TrialRow)
+                    .where(
+                        TrialRow.experiment_id == exp.id,
+                        TrialRow.state.in_(
+                            [TrialState.SUCCEEDED.value, TrialState.EARLY_STOPPED.value]
+                        ),
+                        TrialRow.objective.is_not(None),
+                    )
+                    .order_by(order, TrialRow.id)
+                    .limit(1)
+                )
+                out[exp.id] = None if found is None else _trial(found)
+        return out
+
+    def list_trials_page(
+        self,
+        experiment_id: int,
+        *,
+        states: Iterable[TrialState] | None = None,
+        sort: str = "created",
+        after: int | None = None,
+        limit: int = 100,
+    ) -> list[TrialRecord]:
+        """Up to ``limit`` trials of an experiment, those after the trial with id ``after``.
+
+        A keyset page: the cost does not grow with the number of trials before the cursor.
+
+        Args:
+            experiment_id: The experiment.
+            states: Only trials in one of these states.
+            sort: ``created`` (id order), ``objective`` (trials without a value last), or
+                either with a leading ``-`` for descending.
+            after: The id of the last trial of the previous page; a trial that is not in
+                this experiment raises NotFoundError.
+            limit: Most trials returned.
+
+        Raises:
+            ValueError: An unknown ``sort``.
+            NotFoundError: ``after`` names no trial of this experiment (objective sorts only).
+        """
+        if sort not in TRIAL_SORTS:
+            raise ValueError(f"sort must be one of {', '.join(TRIAL_SORTS)}")
+        descending = sort.startswith("-")
+        # Plain rows, not ORM objects: a page is read, never changed, and this halves its cost.
+        query = select(TrialRow.__table__).where(TrialRow.experiment_id == experiment_id)
+        if states is not None:
+            query = query.where(TrialRow.state.in_([str(s) for s in states]))
+        with self._session() as s:
+            if sort.endswith("created"):
+                if after is not None:
+                    query = query.where(TrialRow.id < after if descending else TrialRow.id > after)
+                order = TrialRow.id.desc() if descending else TrialRow.id.asc()
+                query = query.order_by(order)
+            else:
+                if after is not None:
+                    cursor = s.execute(
+                        select(TrialRow.objective).where(
+                            TrialRow.id == after, TrialRow.experiment_id == experiment_id
+                        )
+                    ).first()
+                    if cursor is None:
+                        raise NotFoundError(f"no trial #{after} in this experiment")
+                    query = query.where(_after_objective(cursor[0], after, descending))
+                value = TrialRow.objective.desc() if descending else TrialRow.objective.asc()
+                query = query.order_by(value.nulls_last(), TrialRow.id)
+            return [_trial_from(r._mapping) for r in s.execute(query.limit(limit))]
 
     def update_trial(self, trial_id: int, **fields: Any) -> None:
         """Set columns of a trial: state, reason, message, started_at, pid, exit_code, ..."""
@@ -340,23 +604,99 @@ class Storage:
         self, experiment_id: int, algorithm: str, state: dict[str, Any]
     ) -> None:
         with self._session() as s:
-            row = s.get(AlgorithmStateRow, experiment_id)
-            if row is None:
-                s.add(
-                    AlgorithmStateRow(
-                        experiment_id=experiment_id,
-                        algorithm=algorithm,
-                        state=state,
-                        updated_at=now(),
-                    )
-                )
-            else:
-                row.algorithm, row.state, row.updated_at = algorithm, state, now()
+            _save_state(s, experiment_id, algorithm, state)
 
     def load_algorithm_state(self, experiment_id: int) -> tuple[str, dict[str, Any]] | None:
         with self._session() as s:
             row = s.get(AlgorithmStateRow, experiment_id)
             return None if row is None else (row.algorithm, dict(row.state))
+
+    # API tokens --------------------------------------------------------------------------
+
+    def create_token(
+        self, name: str, namespace: str, role: str, *, plaintext: str | None = None
+    ) -> tuple[TokenRecord, str]:
+        """A new token; returns it with its plaintext, which is not stored and never shown again.
+
+        Raises:
+            ValueError: An unknown role, or an admin token not for ``*`` (or the reverse).
+            ConflictError: ``plaintext`` was given and is already a token.
+        """
+        _check_role(namespace, role)
+        secret = plaintext or new_token()
+        row = TokenRow(
+            name=name,
+            token_hash=hash_token(secret),
+            namespace=namespace,
+            role=role,
+            created_at=now(),
+            revoked_at=None,
+        )
+        try:
+            with self._session() as s:
+                s.add(row)
+        except IntegrityError as e:
+            raise ConflictError("that token already exists") from e
+        return _token(row), secret
+
+    def ensure_token(self, plaintext: str, name: str, namespace: str, role: str) -> TokenRecord:
+        """Make ``plaintext`` a valid token with this role (creating or reinstating it)."""
+        _check_role(namespace, role)
+        digest = hash_token(plaintext)
+        with self._session() as s:
+            row = s.scalar(select(TokenRow).where(TokenRow.token_hash == digest))
+            if row is None:
+                row = TokenRow(
+                    name=name,
+                    token_hash=digest,
+                    namespace=namespace,
+                    role=role,
+                    created_at=now(),
+                    revoked_at=None,
+                )
+                s.add(row)
+            else:
+                row.namespace, row.role, row.revoked_at = namespace, role, None
+            s.flush()
+            return _token(row)
+
+    def list_tokens(
+        self, namespace: str | None = None, *, include_revoked: bool = False
+    ) -> list[TokenRecord]:
+        """Tokens in id order: every one, or those of ``namespace``."""
+        query = select(TokenRow).order_by(TokenRow.id)
+        if namespace is not None:
+            query = query.where(TokenRow.namespace == namespace)
+        if not include_revoked:
+            query = query.where(TokenRow.revoked_at.is_(None))
+        with self._session() as s:
+            return [_token(r) for r in s.scalars(query)]
+
+    def get_token(self, token_id: int) -> TokenRecord:
+        with self._session() as s:
+            row = s.get(TokenRow, token_id)
+            if row is None:
+                raise NotFoundError(f"token #{token_id} not found")
+            return _token(row)
+
+    def revoke_token(self, token_id: int) -> TokenRecord:
+        """Revoke a token (revoking it again changes nothing); NotFoundError if unknown."""
+        with self._session() as s:
+            row = s.get(TokenRow, token_id)
+            if row is None:
+                raise NotFoundError(f"token #{token_id} not found")
+            if row.revoked_at is None:
+                row.revoked_at = now()
+            return _token(row)
+
+    def resolve_token(self, plaintext: str) -> TokenRecord | None:
+        """The valid (not revoked) token with this plaintext, or None."""
+        digest = hash_token(plaintext)
+        with self._session() as s:
+            row = s.scalar(
+                select(TokenRow).where(TokenRow.token_hash == digest, TokenRow.revoked_at.is_(None))
+            )
+            return None if row is None else _token(row)
 
     # Events ------------------------------------------------------------------------------
 
@@ -392,6 +732,44 @@ class Storage:
                 EventRecord(r.id, r.trial_name, r.type, r.reason, r.message, r.created_at)
                 for r in rows
             ]
+
+
+def _check_role(namespace: str, role: str) -> None:
+    if role not in TOKEN_ROLES:
+        raise ValueError(f"role must be one of {', '.join(TOKEN_ROLES)}, not {role!r}")
+    if (role == "admin") != (namespace == ALL_NAMESPACES):
+        raise ValueError(f"admin tokens, and only they, have namespace {ALL_NAMESPACES!r}")
+
+
+def _token(row: TokenRow) -> TokenRecord:
+    return TokenRecord(row.id, row.name, row.namespace, row.role, row.created_at, row.revoked_at)
+
+
+def _after_objective(value: float | None, after: int, descending: bool) -> ColumnElement[bool]:
+    """Rows after (value, id) in the order ``objective [DESC] NULLS LAST, id``."""
+    if value is None:
+        return and_(TrialRow.objective.is_(None), TrialRow.id > after)
+    beyond = TrialRow.objective < value if descending else TrialRow.objective > value
+    return or_(
+        beyond,
+        and_(TrialRow.objective == value, TrialRow.id > after),
+        TrialRow.objective.is_(None),
+    )
+
+
+def _suffix() -> str:
+    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(8))
+
+
+def _save_state(s: Session, experiment_id: int, algorithm: str, state: dict[str, Any]) -> None:
+    values = {"algorithm": algorithm, "state": state, "updated_at": now()}
+    result = s.execute(
+        update(AlgorithmStateRow)
+        .where(AlgorithmStateRow.experiment_id == experiment_id)
+        .values(values)
+    )
+    if not getattr(result, "rowcount", 0):
+        s.execute(insert(AlgorithmStateRow).values(experiment_id=experiment_id, **values))
 
 
 def _trial_values(fields: dict[str, Any]) -> dict[str, Any]:
@@ -457,6 +835,31 @@ def _parse_time(value: Any) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def _trial_from(m: Mapping[Any, Any]) -> TrialRecord:
+    """A trial from a plain row of the trials table (see :meth:`Storage.list_trials_page`)."""
+    return TrialRecord(
+        id=m["id"],
+        experiment_id=m["experiment_id"],
+        namespace=m["namespace"],
+        name=m["name"],
+        assignments=dict(m["assignments"]),
+        state=TrialState(m["state"]),
+        reason=m["reason"] or "",
+        message=m["message"] or "",
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        completed_at=m["completed_at"],
+        exit_code=m["exit_code"],
+        pid=m["pid"],
+        objective=m["objective"],
+        metrics={
+            k: MetricSummary(k, v["min"], v["max"], v["latest"])
+            for k, v in (m["metrics"] or {}).items()
+        },
+        labels=dict(m["labels"] or {}),
+    )
 
 
 def _trial(row: TrialRow) -> TrialRecord:

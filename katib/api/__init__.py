@@ -1,0 +1,12 @@
+"""The REST API (FastAPI) and the server's background controller.
+
+``create_app(storage, controller=...)`` builds the application; ``katib server`` serves it
+with uvicorn. Layout: ``app.py`` (assembly), ``deps.py`` (storage, principal), ``routes/``
+(one router per resource), ``schemas.py`` (request and response models).
+"""
+
+from katib.api._bootstrap import ADMIN_TOKEN_ENV, ensure_admin_token
+from katib.api._controller import ControllerService
+from katib.api.app import create_app
+
+__all__ = ["ADMIN_TOKEN_ENV", "ControllerService", "create_app", "ensure_admin_token"]

@@ -1,0 +1,271 @@
+"""Request and response models of the REST API, for validation and the OpenAPI schema.
+
+Field names are snake_case in Python and Katib's camelCase on the wire (pydantic aliases).
+Katib objects (experiments, trials) are open models: the typed fields are documented, and
+anything else the object carries passes through.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class _Open(_Camel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+class _Input(_Camel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+# Errors ------------------------------------------------------------------------------------
+
+
+class FieldErrorPublic(BaseModel):
+    path: str = Field(description="The field path, as `spec.parameters[1].feasibleSpace.min`.")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldErrorPublic] | None = None
+
+
+# Katib objects -----------------------------------------------------------------------------
+
+
+class ParameterAssignment(BaseModel):
+    name: str
+    value: str
+
+
+class MetricPublic(BaseModel):
+    name: str
+    min: float
+    max: float
+    latest: float
+
+
+class Observation(BaseModel):
+    metrics: list[MetricPublic]
+
+
+class OptimalTrial(_Camel):
+    best_trial_name: str | None
+    parameter_assignments: list[ParameterAssignment]
+    observation: Observation
+
+
+class ListMeta(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    continue_: str | None = Field(
+        default=None,
+        alias="continue",
+        description=(
+            "The cursor to pass as `after` for the items that follow (the id of this page's "
+            "last item); a page shorter than its limit means there is nothing more for now."
+        ),
+    )
+
+
+class ExperimentStatus(_Open):
+    condition: str
+    conditions: list[dict[str, Any]]
+    message: str
+    start_time: str | None
+    completion_time: str | None
+    current_optimal_trial: OptimalTrial
+    trials: int
+    trials_pending: int
+    trials_running: int
+    trials_succeeded: int
+    trials_failed: int
+    trials_killed: int
+    trials_early_stopped: int
+    trial_metrics_unavailable: int
+    archived: bool
+
+
+class ExperimentPublic(_Open):
+    """A Katib Experiment (``kubeflow.org/v1beta1``) with its status."""
+
+    api_version: str
+    kind: str
+    metadata: dict[str, Any]
+    spec: dict[str, Any]
+    status: ExperimentStatus
+
+
+class ExperimentList(_Camel):
+    api_version: str
+    kind: str
+    metadata: ListMeta
+    items: list[ExperimentPublic]
+
+
+class TrialStatus(_Open):
+    condition: str
+    reason: str
+    message: str
+    start_time: str | None
+    completion_time: str | None
+    exit_code: int | None
+    observation: Observation
+
+
+class TrialSpec(_Open):
+    parameter_assignments: list[ParameterAssignment]
+
+
+class TrialPublic(_Open):
+    """A Katib Trial, with the local process's exit code in its status."""
+
+    api_version: str
+    kind: str
+    metadata: dict[str, Any]
+    spec: TrialSpec
+    status: TrialStatus
+
+
+class TrialList(_Camel):
+    api_version: str
+    kind: str
+    metadata: ListMeta
+    items: list[TrialPublic]
+
+
+class BestTrial(_Camel):
+    """Katib's ``currentOptimalTrial`` plus the experiment's name and condition."""
+
+    experiment: str
+    namespace: str
+    condition: str
+    best_trial_name: str | None
+    parameter_assignments: list[ParameterAssignment]
+    observation: Observation
+
+
+# Budgets -----------------------------------------------------------------------------------
+
+
+class BudgetUpdate(_Input):
+    """New trial counts; fields left out keep their value."""
+
+    max_trial_count: int | None = Field(default=None, ge=1)
+    parallel_trial_count: int | None = Field(default=None, ge=1)
+    max_failed_trial_count: int | None = Field(default=None, ge=0)
+
+
+class RestartRequest(BudgetUpdate):
+    """The budget of the restarted experiment; maxTrialCount must exceed the trials run."""
+
+
+# Observations ------------------------------------------------------------------------------
+
+
+class MetricValue(BaseModel):
+    name: str
+    value: float
+
+
+class MetricLog(_Camel):
+    time_stamp: str | None
+    step: int | None
+    metric: MetricValue
+
+
+class ObservationLog(_Camel):
+    trial_name: str
+    namespace: str
+    metric_logs: list[MetricLog]
+
+
+class ObservationPush(BaseModel):
+    """Documentation of the push body (the endpoint parses it itself)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {"observations": [{"name": "loss", "value": 0.25, "step": 3}]}
+        }
+    )
+
+    observations: list[dict[str, Any]] | None = None
+    metrics: dict[str, float] | None = None
+
+
+class PushResult(BaseModel):
+    accepted: int
+
+
+# Algorithms and validation -----------------------------------------------------------------
+
+
+class SettingPublic(BaseModel):
+    name: str
+    default: str | None
+    description: str
+
+
+class AlgorithmPublic(BaseModel):
+    name: str
+    description: str
+    settings: list[SettingPublic]
+
+
+class AlgorithmCatalogue(_Camel):
+    algorithms: list[AlgorithmPublic]
+    early_stopping: list[AlgorithmPublic]
+
+
+class ValidationResult(BaseModel):
+    valid: bool
+    errors: list[FieldErrorPublic]
+
+
+# Tokens ------------------------------------------------------------------------------------
+
+
+class TokenCreate(_Input):
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$",
+        description="The namespace the role applies to; `*` for admin tokens.",
+    )
+    role: Literal["viewer", "editor", "owner", "admin"]
+
+
+class TokenPublic(_Camel):
+    id: int
+    name: str
+    namespace: str
+    role: str
+    created_at: str | None
+    revoked_at: str | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="The token itself: shown this once, stored only hashed.")
+
+
+class TokenList(BaseModel):
+    items: list[TokenPublic]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    detail: str = ""

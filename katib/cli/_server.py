@@ -1,0 +1,179 @@
+"""``katib server`` and ``katib token create|list|revoke``.
+
+The server serves the REST API and runs every unfinished experiment of its database in the
+background; token commands work on the database directly, like the other commands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import signal
+import socket
+import sys
+import time
+from types import FrameType
+
+import click
+from rich.table import Table
+
+from katib.cli import EXIT_USAGE, _err, _fail, _logs_root, _out, _storage, _user_errors
+
+_NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+db_option = click.option(
+    "--db",
+    envvar="KATIB_DB",
+    default=None,
+    metavar="URL",
+    help="Database URL or SQLite path (default: $KATIB_HOME/katib.db; env KATIB_DB).",
+)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@db_option
+@_user_errors
+def server(host: str, port: int, db: str | None) -> None:
+    """Serve the REST API and run experiments in the background, in every namespace.
+
+    The first start prints an admin token once (or takes KATIB_ADMIN_TOKEN). SIGTERM or
+    Ctrl-C stops it cleanly: running trials are killed and run again at the next start.
+    """
+    import uvicorn
+
+    from katib.api import ControllerService, create_app, ensure_admin_token
+
+    _setup_logging()
+    storage = _storage(db)
+    created = ensure_admin_token(storage)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this: without it, a response written in two parts waits
+    # for the client's delayed ACK (about 40 ms per request).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        _fail(f"cannot listen on {host}:{port}: {e.strerror or e}", EXIT_USAGE)
+    bound = sock.getsockname()[1]
+    url = f"http://{_reachable(host)}:{bound}"
+    if created:
+        _err.print(
+            f"admin token (shown only this once; keep it safe): {created}",
+            markup=False,
+            highlight=False,
+        )
+    controller = ControllerService(storage, logs_root=_logs_root(), api_url=url)
+    app = create_app(storage, controller=controller)
+    config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=10)
+    _err.print(f"katib server listening on {url} (API docs: {url}/docs)", markup=False)
+    # Uvicorn turns SIGTERM into a graceful shutdown (which stops the controller), then
+    # raises the signal again under the handler it found: make that one a clean exit.
+    previous = signal.signal(signal.SIGTERM, _ignore)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _err.print("katib server stopped", markup=False)
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    pass
+
+
+def _reachable(host: str) -> str:
+    """The host trials use to reach the server (a wildcard address is reached on loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("katib")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+# tokens --------------------------------------------------------------------------------------
+
+
+@click.group()
+def token() -> None:
+    """Manage API tokens (directly in the database)."""
+
+
+@token.command("create")
+@click.option("--namespace", "-n", required=True, help="Namespace the role applies to.")
+@click.option(
+    "--role", type=click.Choice(["owner", "editor", "viewer"]), required=True, help="Role."
+)
+@click.option("--name", default=None, help="A name to recognise the token by.")
+@db_option
+@_user_errors
+def token_create(namespace: str, role: str, name: str | None, db: str | None) -> None:
+    """Create a token; prints it once on stdout (it is stored hashed)."""
+    if len(namespace) > 63 or not _NAMESPACE_RE.match(namespace):
+        _fail(f"--namespace {namespace!r}: a namespace is a lower case RFC 1123 label", EXIT_USAGE)
+    storage = _storage(db)
+    record, secret = storage.create_token(name or f"{role}@{namespace}", namespace, role)
+    _err.print(f"token #{record.id} ({role} in {namespace}); shown only this once:", markup=False)
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked tokens.")
+@click.option(
+    "-o", "--output", "output_format", type=click.Choice(["table", "json"]), default="table"
+)
+@db_option
+@_user_errors
+def token_list(include_revoked: bool, output_format: str, db: str | None) -> None:
+    """List tokens (never their secrets)."""
+    from katib.api._views import token_view
+
+    tokens = _storage(db).list_tokens(include_revoked=include_revoked)
+    if output_format == "json":
+        click.echo(json.dumps({"items": [token_view(t) for t in tokens]}, indent=2))
+        return
+    table = Table(box=None)
+    for col in ("ID", "NAME", "NAMESPACE", "ROLE", "CREATED", "REVOKED"):
+        table.add_column(col)
+    for t in tokens:
+        table.add_row(
+            str(t.id),
+            t.name,
+            t.namespace,
+            t.role,
+            _when(t.created_at),
+            "" if t.revoked_at is None else _when(t.revoked_at),
+        )
+    _out().print(table)
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="ID", type=click.IntRange(min=1))
+@db_option
+@_user_errors
+def token_revoke(token_id: int, db: str | None) -> None:
+    """Revoke token ID: requests with it are refused from now on."""
+    record = _storage(db).revoke_token(token_id)
+    click.echo(f"token #{record.id} ({record.name}) revoked")
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))

@@ -1,0 +1,188 @@
+"""Trial endpoints: keyset pages (by creation and by objective), filters, get, logs, kill."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from katib.records import ExperimentRecord, MetricSummary, TrialState
+from katib.spec import parse_experiment
+from katib.storage import Storage
+from tests.katib.api.conftest import TestClient, experiment_doc
+
+EXPERIMENTS = "/api/v1/namespaces/default/experiments"
+TRIALS = "/api/v1/namespaces/default/trials"
+
+
+def experiment(storage: Storage, name: str = "exp") -> ExperimentRecord:
+    return storage.create_experiment(parse_experiment(experiment_doc(name)))
+
+
+def fill(storage: Storage, record: ExperimentRecord, count: int) -> dict[str, float | None]:
+    """``count`` finished trials straight in the database: trial name → objective.
+
+    Every seventh trial Failed without an objective; objectives repeat, to test ties.
+    """
+    rng = random.Random(7)
+    out: dict[str, float | None] = {}
+    for i in range(count):
+        trial = storage.create_trial(record, {"x": str(i)})
+        if i % 7 == 3:
+            storage.update_trial(trial.id, state=TrialState.FAILED)
+            out[trial.name] = None
+            continue
+        loss = round(rng.uniform(0, 1), 2)
+        storage.update_trial(
+            trial.id,
+            state=TrialState.SUCCEEDED,
+            objective=loss,
+            metrics={"loss": MetricSummary("loss", loss, loss, loss)},
+        )
+        out[trial.name] = loss
+    return out
+
+
+def all_pages(client: TestClient, headers: dict[str, str], query: str, limit: int) -> list[str]:
+    names: list[str] = []
+    after = None
+    while True:
+        cursor = "" if after is None else f"&after={after}"
+        body = client.get(f"{EXPERIMENTS}/exp/trials?limit={limit}{query}{cursor}", headers=headers)
+        assert body.status_code == 200, body.text
+        page = body.json()
+        names += [t["metadata"]["name"] for t in page["items"]]
+        if len(page["items"]) < limit:
+            return names
+        after = page["metadata"]["continue"]
+
+
+def test_pages_by_creation_cover_every_trial_once(
+    client: TestClient, admin: dict[str, str], storage: Storage
+) -> None:
+    record = experiment(storage)
+    trials = fill(storage, record, 350)
+    created = list(trials)
+    assert all_pages(client, admin, "", 100) == created
+    assert all_pages(client, admin, "&sort=-created", 64) == created[::-1]
+
+
+def test_pages_by_objective_are_sorted_with_missing_values_last(
+    client: TestClient, admin: dict[str, str], storage: Storage
+) -> None:
+    record = experiment(storage)
+    trials = fill(storage, record, 300)
+    order = list(trials)
+
+    def key(descending: bool):  # type: ignore[no-untyped-def]
+        def k(name: str) -> tuple[int, float, int]:
+            value = trials[name]
+            if value is None:
+                return (1, 0.0, order.index(name))
+            return (0, -value if descending else value, order.index(name))
+
+        return k
+
+    assert all_pages(client, admin, "&sort=objective", 45) == sorted(order, key=key(False))
+    assert all_pages(client, admin, "&sort=-objective", 45) == sorted(order, key=key(True))
+
+
+def test_incremental_fetch_returns_only_new_trials(
+    client: TestClient, admin: dict[str, str], storage: Storage
+) -> None:
+    record = experiment(storage)
+    fill(storage, record, 5)
+    first = client.get(f"{EXPERIMENTS}/exp/trials", headers=admin).json()
+    cursor = first["metadata"]["continue"]
+    assert len(first["items"]) == 5
+    assert (
+        client.get(f"{EXPERIMENTS}/exp/trials?after={cursor}", headers=admin).json()["items"] == []
+    )
+    new = storage.create_trial(record, {"x": "new"})
+    later = client.get(f"{EXPERIMENTS}/exp/trials?after={cursor}", headers=admin).json()
+    assert [t["metadata"]["name"] for t in later["items"]] == [new.name]
+    assert later["items"][0]["status"]["condition"] == "Created"
+
+
+def test_state_filter(client: TestClient, admin: dict[str, str], storage: Storage) -> None:
+    record = experiment(storage)
+    trials = fill(storage, record, 30)
+    failed = [n for n, v in trials.items() if v is None]
+    body = client.get(f"{EXPERIMENTS}/exp/trials?state=Failed", headers=admin).json()
+    assert [t["metadata"]["name"] for t in body["items"]] == failed
+    both = client.get(
+        f"{EXPERIMENTS}/exp/trials?state=Failed&state=Succeeded&limit=500", headers=admin
+    ).json()
+    assert len(both["items"]) == 30
+
+
+@pytest.mark.parametrize(
+    "query", ["state=Sleeping", "sort=name", "limit=501", "limit=0", "after=x", "after=-5"]
+)
+def test_bad_trial_list_parameters(
+    client: TestClient, admin: dict[str, str], storage: Storage, query: str
+) -> None:
+    experiment(storage)
+    r = client.get(f"{EXPERIMENTS}/exp/trials?{query}", headers=admin)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_objective_cursor_must_be_a_trial_of_the_experiment(
+    client: TestClient, admin: dict[str, str], storage: Storage
+) -> None:
+    experiment(storage)
+    other = experiment(storage, "other")
+    stranger = storage.create_trial(other, {"x": "1"})
+    r = client.get(f"{EXPERIMENTS}/exp/trials?sort=objective&after={stranger.id}", headers=admin)
+    assert r.status_code == 404
+
+
+def test_get_trial(client: TestClient, admin: dict[str, str], storage: Storage) -> None:
+    record = experiment(storage)
+    name = next(iter(fill(storage, record, 1)))
+    body = client.get(f"{TRIALS}/{name}", headers=admin).json()
+    assert body["kind"] == "Trial" and body["metadata"]["name"] == name
+    assert body["metadata"]["labels"]["katib.kubeflow.org/experiment"] == "exp"
+    assert body["spec"]["parameterAssignments"] == [{"name": "x", "value": "0"}]
+    assert body["status"]["condition"] == "Succeeded"
+    missing = client.get(f"{TRIALS}/exp-nope", headers=admin)
+    assert (
+        missing.status_code == 404
+        and missing.json()["detail"] == "trial default/exp-nope not found"
+    )
+
+
+def test_logs_and_tail(
+    client: TestClient, admin: dict[str, str], storage: Storage, katib_home: Path
+) -> None:
+    record = experiment(storage)
+    trial = storage.create_trial(record, {"x": "1"})
+    url = f"{TRIALS}/{trial.name}/logs"
+    assert client.get(url, headers=admin).status_code == 404  # no log yet
+    folder = katib_home / "logs" / "default" / "exp"
+    folder.mkdir(parents=True)
+    lines = [f"line {i} " + "x" * (i % 50) for i in range(20000)]
+    (folder / f"{trial.name}.log").write_text("\n".join(lines) + "\n")
+    whole = client.get(url, headers=admin)
+    assert whole.status_code == 200
+    assert whole.headers["content-type"].startswith("text/plain")
+    assert whole.text.splitlines() == lines
+    tail = client.get(f"{url}?tail=3", headers=admin)
+    assert tail.text == "\n".join(lines[-3:]) + "\n"
+    assert client.get(f"{url}?tail=0", headers=admin).text == ""
+    assert client.get(f"{url}?tail=-1", headers=admin).status_code == 422
+
+
+def test_kill(client: TestClient, admin: dict[str, str], storage: Storage) -> None:
+    record = experiment(storage)
+    done = next(iter(fill(storage, record, 1)))
+    assert client.post(f"{TRIALS}/{done}/kill", headers=admin).status_code == 409
+    waiting = storage.create_trial(record, {"x": "1"})
+    # Nobody runs the experiment: the trial is recorded Killed at once.
+    r = client.post(f"{TRIALS}/{waiting.name}/kill", headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"]["condition"] == "Killed"
+    assert r.json()["status"]["reason"] == "KilledByUser"
+    assert storage.get_trial("default", waiting.name).state == TrialState.KILLED
+    assert client.post(f"{TRIALS}/exp-nope/kill", headers=admin).status_code == 404
