@@ -12,19 +12,23 @@ long history:
   values (and non-numeric discrete ones) one-hot. Ints and steps are snapped onto their grid
   before the acquisition function sees a candidate.
 * **GP.** scikit-learn's ``GaussianProcessRegressor`` with ``ConstantKernel * Matern(2.5, ARD)
-  + WhiteKernel`` fits the hyperparameters on the standardized objective (what ``normalize_y``
-  does), starting from the previous fit's (warm start) with a random restart on every fifth
-  fit while the history is short and none once it is long. With more than ``_HYPER_SUBSET`` observations the
-  hyperparameters are fitted on a random subset of that size (the marginal likelihood and its
-  gradient cost O(n^3) per evaluation), and the model is then conditioned on up to
-  ``_MAX_CONDITIONING`` observations (the best half and a random half beyond that) with those
-  hyperparameters fixed. Predictions (mean, std and their gradients) are computed here from the
-  Cholesky factor, with the white noise left out of the predictive variance as skopt does.
+  + WhiteKernel`` fits the hyperparameters on the standardized objective (``normalize_y``,
+  plus a Yeo-Johnson warp against heavy tails), warm-started from the previous fit, with a
+  random restart while the history is short (<= 100) and none after. They are refitted once
+  the history has grown by a tenth (every trial up to 20, every 10th at 100); in between the
+  model is conditioned on all observations with the last ones. With more than
+  ``_HYPER_SUBSET`` observations they are fitted on a random subset of that size that stays
+  stable as the history grows (the likelihood costs O(n^3) per evaluation: at 1,000 points a
+  fit would take seconds), and the model is then conditioned on up to ``_MAX_CONDITIONING``
+  observations (the best half and an even spread of the rest beyond that). Predictions (mean,
+  std and their gradients) come straight from the Cholesky factor, with the white noise left
+  out of the predictive variance as skopt does.
 * **Acquisition.** Scored on a few thousand random candidates plus perturbations of the best
-  observed points; ``lbfgs`` then polishes the best few with L-BFGS-B over the numeric
-  columns. ``auto`` means ``lbfgs`` for the GP when every parameter is a double or an int and
-  ``sampling`` otherwise (and always for tree models, which have no gradient). Spaces of at
-  most ``_ENUMERATE_LIMIT`` points are scored exhaustively over their untried points.
+  observed points (skopt scores 10,000); ``lbfgs`` then polishes the best three of each
+  function with L-BFGS-B over the numeric columns, all starts in one scipy call. ``auto``
+  means ``lbfgs`` for the GP when every parameter is a double or an int and ``sampling``
+  otherwise (and always for tree models, which have no gradient). Spaces of at most
+  ``_ENUMERATE_LIMIT`` points are scored exhaustively over their untried points.
 * **gp_hedge.** EI, LCB and PI each propose a point; one is drawn with probability
   ``softmax(gains)``; after the next fit each function's gain drops by the new model's mean at
   its proposal (in units of the objective's standard deviation, so the portfolio does not
@@ -33,22 +37,26 @@ long history:
   from a metric named in ``DURATION_METRICS`` (the trial reports it like any other metric).
   With fewer than two finished trials that report one, EI or PI is used instead.
 * **Batches and running trials.** Running trials, and points already suggested in the batch,
-  enter the model with the best observed value (skopt's ``cl_min`` constant liar), so the
-  acquisition moves away from them; no point already tried, running or failed is suggested
-  again where the space has other points.
+  enter the model with the best observed value (skopt's ``cl_min`` constant liar) and without
+  observation noise, so the acquisition moves away from them. Failed trials (no objective)
+  stay out of the model, but no point already tried, running or failed is suggested again
+  where the space has other points.
+* **Threads.** ``suggest`` runs with one BLAS thread (threadpoolctl): the matrices are small,
+  and on a busy machine waking BLAS threads costs 10-20x the work.
 * **Initial points.** Until ``n_initial_points`` trials have an objective or are running (and
   while fewer than two have an objective), points come from a scrambled Sobol sequence.
 
 The state holds the random generator, the Sobol position, the hedge gains and proposals and
 the last fitted kernel hyperparameters (with the number of observations they were fitted on,
-so that a restarted instance conditions on the same model instead of fitting again).
+so that a restarted instance conditions on the same model instead of fitting again). The
+model does not depend on the order in which the history is fed: observations are sorted by
+trial name.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import os
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
@@ -87,7 +95,7 @@ ESTIMATORS = ("GP", "RF", "ET", "GBRT")
 ACQ_FUNCS = ("gp_hedge", "LCB", "EI", "PI", "EIps", "PIps")
 ACQ_OPTIMIZERS = ("auto", "sampling", "lbfgs")
 #: Metric names read as a trial's duration in seconds for EIps / PIps, first found wins.
-DURATION_METRICS = ("duration", "duration_seconds", "elapsed_seconds", "time")
+DURATION_METRICS = ("duration", "duration_seconds", "elapsed_seconds")
 
 _HEDGE = ("EI", "LCB", "PI")
 _XI = 0.01  # EI / PI improvement margin, in standardized units (skopt's default)
@@ -99,12 +107,15 @@ _ETA = 1.0  # gp_hedge softmax temperature (skopt's default)
 # a few milliseconds; at 1,000 it costs ~0.2 s, which would break the 3 s budget.
 _HYPER_SUBSET = 300
 _HYPER_MAXITER = 60
-# Random restarts of the hyperparameter fit besides the warm start: two on a cold start, then
-# one on every ``_RESTART_EVERY``-th history length while the history is short, none after.
-# scikit-learn's kernel objects cost ~2 ms per likelihood evaluation even on tiny data, and a
-# restart takes ~60 of them; the warm start alone converges in a few.
+# Hyperparameters are refitted once the history has grown by a tenth since the last fit (every
+# new trial up to 20, every 10th at 100, every 100th at 1,000); in between the model is
+# conditioned on all observations with the last hyperparameters, which move little by then.
+# scikit-learn's kernel objects cost 2-20 ms per likelihood evaluation even on small data, and
+# a fit takes 20-60 of them.
+_REFIT_GROWTH = 10
+# Random restarts besides the warm start: two on a cold start, one per refit while the
+# history is short, none after.
 _RESTARTS_SHORT = 1
-_RESTART_EVERY = 5
 _SHORT_HISTORY = 100
 # Observations the GP is conditioned on at most (a Cholesky of 2,000 takes ~0.1 s).
 _MAX_CONDITIONING = 2000
@@ -113,7 +124,7 @@ _CANDIDATES = 2000
 _LOCAL_CENTRES = 5
 _LOCAL_PER_CENTRE = 100
 _LOCAL_SCALES = (0.01, 0.05, 0.2)
-# L-BFGS-B polishing: starts per acquisition function and iterations per start.
+# L-BFGS-B polishing: starts per acquisition function, iterations of the joint run.
 _POLISH_STARTS = 3
 _POLISH_MAXITER = 25
 # Finite spaces up to this many points are scored point by point, untried ones only.
@@ -129,6 +140,7 @@ _C_BOUNDS = (1e-2, 1e2)
 _LS_BOUNDS = (1e-2, 1e2)
 _NOISE_BOUNDS = (1e-6, 1.0)
 _JITTER = 1e-10
+_LIE_NOISE = 1e-6
 _SQRT5 = math.sqrt(5.0)
 
 _NUMERIC, _ORDINAL, _ONE_HOT = "numeric", "ordinal", "one-hot"
@@ -186,7 +198,6 @@ class _Encoding:
         for col in columns:
             if col.kind == _NUMERIC:
                 self.free[col.start] = True
-        self.all_numeric = all(col.kind == _NUMERIC for col in columns)
 
     def encode(self, assignments: Mapping[str, str]) -> Array | None:
         """The row of an assignment, or None if it does not fit the space (e.g. a stale one)."""
@@ -339,7 +350,7 @@ class _Posterior(Protocol):
 
     def predict(self, rows: Array) -> tuple[Array, Array]: ...
 
-    def predict_grad(self, row: Array) -> tuple[float, float, Array, Array]: ...
+    def predict_grad(self, rows: Array) -> tuple[Array, Array, Array, Array]: ...
 
 
 def _kernel(width: int, theta: Sequence[float] | None) -> Any:
@@ -352,6 +363,10 @@ def _kernel(width: int, theta: Sequence[float] | None) -> Any:
         bounds = kernel.bounds
         kernel = kernel.clone_with_theta(np.clip(np.asarray(theta), bounds[:, 0], bounds[:, 1]))
     return kernel
+
+
+def _refit_due(n: int, fitted_on: int) -> bool:
+    return n - fitted_on >= max(1, fitted_on // _REFIT_GROWTH)
 
 
 def _capped_lbfgs(obj_func: Any, initial_theta: Array, bounds: Array) -> tuple[Array, float]:
@@ -393,8 +408,7 @@ def fit_gp_hyperparameters(
     if theta is None:
         restarts = _RESTARTS_SHORT + 1
     else:
-        periodic = n <= _SHORT_HISTORY and n % _RESTART_EVERY == 0
-        restarts = _RESTARTS_SHORT if periodic else 0
+        restarts = _RESTARTS_SHORT if n <= _SHORT_HISTORY else 0
     return _fit_kernel(x, y, theta, restarts, rng)
 
 
@@ -424,15 +438,20 @@ class _GaussianPosterior:
 
     has_gradient = True
 
-    def __init__(self, x: Array, y: Array, theta: Sequence[float]) -> None:
+    def __init__(self, x: Array, y: Array, theta: Sequence[float], exact: int = 0) -> None:
+        """``exact``: how many of the last rows are lies, believed without noise (a noisy lie
+        leaves the spot looking as promising as the best point, and PI piles the batch on it).
+        """
         params = np.exp(np.asarray(theta))
         self.amplitude = float(params[0])
         self.length_scale = params[1:-1]
-        noise = float(params[-1])
+        noise = np.full(len(y), float(params[-1]) + _JITTER)
+        if exact:
+            noise[len(y) - exact :] = _LIE_NOISE
         self.x = x
         self.scaled = x / self.length_scale
         gram = self._k(self.scaled, self.scaled)
-        gram[np.diag_indices_from(gram)] += noise + _JITTER
+        gram[np.diag_indices_from(gram)] += noise
         self.chol = self._cholesky(gram)
         self.alpha = cho_solve((self.chol, True), y)
 
@@ -472,23 +491,24 @@ class _GaussianPosterior:
         var = self.amplitude - np.einsum("ij,ij->j", v, v)
         return mean, np.sqrt(np.maximum(var, 1e-12))
 
-    def predict_grad(self, row: Array) -> tuple[float, float, Array, Array]:
-        diff = row[None, :] - self.x
+    def predict_grad(self, rows: Array) -> tuple[Array, Array, Array, Array]:
+        """Mean, std and their gradients with respect to each of ``rows`` (k, width)."""
+        diff = rows[:, None, :] - self.x[None, :, :]  # (k, n, width)
         scaled = diff / self.length_scale
-        r = np.sqrt((scaled * scaled).sum(1))
+        r = np.sqrt(np.einsum("knd,knd->kn", scaled, scaled))
         decay = np.exp(-_SQRT5 * r)
-        k = self.amplitude * (1.0 + _SQRT5 * r + (5.0 / 3.0) * r * r) * decay
+        k = self.amplitude * (1.0 + _SQRT5 * r + (5.0 / 3.0) * r * r) * decay  # (k, n)
         # d k / d x = -5/3 * amplitude * (1 + sqrt5 r) exp(-sqrt5 r) * diff / l^2
-        dk = (-5.0 / 3.0 * self.amplitude * (1.0 + _SQRT5 * r) * decay)[:, None] * (
-            diff / self.length_scale**2
-        )
-        mean = float(k @ self.alpha)
-        v = solve_triangular(self.chol, k, lower=True, check_finite=False)
-        var = self.amplitude - float(v @ v)
-        sd = math.sqrt(max(var, 1e-12))
-        w = solve_triangular(self.chol.T, v, lower=False, check_finite=False)
-        d_mean = dk.T @ self.alpha
-        d_sd = -(dk.T @ w) / sd if var > 1e-12 else np.zeros_like(row)
+        slope = -5.0 / 3.0 * self.amplitude * (1.0 + _SQRT5 * r) * decay
+        dk = slope[:, :, None] * (diff / self.length_scale**2)  # (k, n, width)
+        mean = k @ self.alpha
+        v = solve_triangular(self.chol, k.T, lower=True, check_finite=False)  # (n, k)
+        var = self.amplitude - np.einsum("nk,nk->k", v, v)
+        sd = np.sqrt(np.maximum(var, 1e-12))
+        w = solve_triangular(self.chol.T, v, lower=False, check_finite=False)  # K^-1 k
+        d_mean = np.einsum("knd,n->kd", dk, self.alpha)
+        d_sd = -np.einsum("knd,nk->kd", dk, w) / sd[:, None]
+        d_sd[var <= 1e-12] = 0.0
         return mean, sd, d_mean, d_sd
 
 
@@ -531,7 +551,7 @@ class _TreePosterior:
             mean, sd = self.model.predict(rows, return_std=True)
         return np.asarray(mean, dtype=float), np.maximum(np.asarray(sd, dtype=float), 1e-9)
 
-    def predict_grad(self, row: Array) -> tuple[float, float, Array, Array]:
+    def predict_grad(self, rows: Array) -> tuple[Array, Array, Array, Array]:
         raise NotImplementedError("tree models have no gradient")
 
 
@@ -558,17 +578,20 @@ def acquisition(name: str, mean: Array, sd: Array, best: float) -> Array:
 
 
 def _acquisition_grad(
-    name: str, mean: float, sd: float, d_mean: Array, d_sd: Array, best: float
-) -> tuple[float, Array]:
+    name: str, mean: Array, sd: Array, d_mean: Array, d_sd: Array, best: float
+) -> tuple[Array, Array]:
+    """:func:`acquisition` and its gradient, for rows (k,) with gradients (k, width)."""
     if name == "LCB":
-        return -(mean - _KAPPA * sd), -(d_mean - _KAPPA * d_sd)
+        value: Array = -(mean - _KAPPA * sd)
+        return value, -(d_mean - _KAPPA * d_sd)
     improvement = best - mean - _XI
     z = improvement / sd
-    cdf, pdf = float(ndtr(z)), math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    cdf, pdf = ndtr(z), _phi(z)
     if name == "PI":
         # dz = (-d_mean - z d_sd) / sd
-        return cdf, pdf * (-d_mean - z * d_sd) / sd
-    return improvement * cdf + sd * pdf, -cdf * d_mean + pdf * d_sd
+        return cdf, (pdf / sd)[:, None] * (-d_mean - z[:, None] * d_sd)
+    value = improvement * cdf + sd * pdf
+    return value, -cdf[:, None] * d_mean + pdf[:, None] * d_sd
 
 
 @dataclass
@@ -584,11 +607,11 @@ class _TimeModel:
         out: Array = np.exp(-(self.mean + self.std * mu) + 0.5 * (self.std * sd) ** 2)
         return out
 
-    def inverse_time_grad(self, row: Array) -> tuple[float, Array]:
-        mu, sd, d_mu, d_sd = self.posterior.predict_grad(row)
+    def inverse_time_grad(self, rows: Array) -> tuple[Array, Array]:
+        mu, sd, d_mu, d_sd = self.posterior.predict_grad(rows)
         mu_t, sd_t = self.mean + self.std * mu, self.std * sd
-        value = math.exp(-mu_t + 0.5 * sd_t * sd_t)
-        return value, value * (-self.std * d_mu + sd_t * self.std * d_sd)
+        value: Array = np.exp(-mu_t + 0.5 * sd_t * sd_t)
+        return value, value[:, None] * (-self.std * d_mu + (sd_t * self.std)[:, None] * d_sd)
 
 
 @dataclass
@@ -690,6 +713,7 @@ class BayesianOptimization(Algorithm):
         self._proposals: list[list[float]] | None = None
         self._theta: list[float] | None = None
         self._fit_count = -1  # observations the hyperparameters were last fitted on
+        self._model_count = -1  # observations behind the last model (hedge gains use it)
         self._time_theta: list[float] | None = None
         self._time_fit_count = -1
 
@@ -756,6 +780,7 @@ class BayesianOptimization(Algorithm):
             "proposals": self._proposals,
             "theta": self._theta,
             "fit_count": self._fit_count,
+            "model_count": self._model_count,
             "time_theta": self._time_theta,
             "time_fit_count": self._time_fit_count,
         }
@@ -773,6 +798,7 @@ class BayesianOptimization(Algorithm):
         theta = state.get("theta")
         self._theta = [float(v) for v in theta] if theta else None
         self._fit_count = int(state.get("fit_count", -1))
+        self._model_count = int(state.get("model_count", -1))
         time_theta = state.get("time_theta")
         self._time_theta = [float(v) for v in time_theta] if time_theta else None
         self._time_fit_count = int(state.get("time_fit_count", -1))
@@ -828,17 +854,18 @@ class BayesianOptimization(Algorithm):
         y = _standardize(loss)
         n = len(y)
         theta: list[float] | None = None
-        refit = n != self._fit_count
         if self.estimator == "GP":
-            if refit or self._theta is None:
+            if self._theta is None or _refit_due(n, self._fit_count):
                 self._theta = fit_gp_hyperparameters(x, y, self._theta, self._rng, priority)
+                self._fit_count = n
             theta = self._theta
-        self._fit_count = n
         posterior = self._posterior(x, y, theta)
-        if refit and self.acq_func == "gp_hedge" and self._proposals is not None:
+        if n != self._model_count and self._proposals is not None:
+            # gp_hedge: each function is rewarded by how good its last proposal now looks.
             mean, _ = posterior.predict(np.asarray(self._proposals))
             self._gains -= mean
             self._proposals = None
+        self._model_count = n
         candidates, keys = self._candidates(x, y)
         return _Model(
             x=x,
@@ -852,11 +879,24 @@ class BayesianOptimization(Algorithm):
             time=self._time_model(x, durations, priority),
         )
 
-    def _posterior(self, x: Array, y: Array, theta: list[float] | None) -> _Posterior:
+    def _posterior(
+        self,
+        x: Array,
+        y: Array,
+        theta: list[float] | None,
+        lies: Array | None = None,
+        lie: float = 0.0,
+    ) -> _Posterior:
+        """The model conditioned on observations ``(x, y)`` and on ``lies`` valued ``lie``."""
+        if theta is not None and len(y) > _MAX_CONDITIONING:
+            x, y = self._conditioning_subset(x, y)
+        exact = 0
+        if lies is not None and len(lies):
+            exact = len(lies)
+            x = np.vstack([x, lies])
+            y = np.concatenate([y, np.full(exact, lie)])
         if theta is not None:
-            if len(y) > _MAX_CONDITIONING:
-                x, y = self._conditioning_subset(x, y)
-            return _GaussianPosterior(x, y, theta)
+            return _GaussianPosterior(x, y, theta, exact)
         seed = (self._sobol_seed + len(y)) % (2**31 - 1)
         return _TreePosterior(self.estimator, x, y, seed)
 
@@ -883,7 +923,7 @@ class BayesianOptimization(Algorithm):
         x_t = x[rows]
         theta: list[float] | None = None
         if self.estimator == "GP":
-            if len(rows) != self._time_fit_count or self._time_theta is None:
+            if self._time_theta is None or _refit_due(len(rows), self._time_fit_count):
                 rank = np.empty(len(x), dtype=int)
                 rank[priority] = np.arange(len(x))
                 order: Indices = np.argsort(rank[rows], kind="stable")
@@ -922,15 +962,11 @@ class BayesianOptimization(Algorithm):
         liars = self._liars()
         posterior = model.posterior
         if liars:
-            x = np.vstack([model.x, np.asarray(liars)])
-            y = np.concatenate([model.y, np.full(len(liars), model.lie)])
-            posterior = self._posterior(x, y, model.theta)
+            posterior = self._posterior(model.x, model.y, model.theta, np.asarray(liars), model.lie)
         mean, sd = posterior.predict(model.candidates)
 
         functions = _HEDGE if self.acq_func == "gp_hedge" else (self.acq_func.removesuffix("ps"),)
-        ranked: list[Array] = []
-        for name in functions:
-            ranked.append(self._rank(name, posterior, model, mean, sd))
+        ranked = self._rank(functions, posterior, model, mean, sd)
         if self.acq_func == "gp_hedge":
             logits = _ETA * (self._gains - self._gains.max())
             probs = np.exp(logits) / np.exp(logits).sum()
@@ -942,59 +978,93 @@ class BayesianOptimization(Algorithm):
         return self._first_unseen(ranked[chosen], model)
 
     def _rank(
-        self, name: str, posterior: _Posterior, model: _Model, mean: Array, sd: Array
-    ) -> Array:
-        """Candidate rows best first under acquisition ``name``; polished ones lead."""
-        values = acquisition(name, mean, sd, model.best)
-        if model.time is not None:
-            values = values * model.time.inverse_time(model.candidates)
-        order = np.argsort(-values, kind="stable")[:_DECODE_TRIES]
-        top = model.candidates[order]
+        self,
+        functions: Sequence[str],
+        posterior: _Posterior,
+        model: _Model,
+        mean: Array,
+        sd: Array,
+    ) -> list[Array]:
+        """For each acquisition function, candidate rows best first; polished ones lead."""
+        tops: list[Array] = []
+        for name in functions:
+            values = acquisition(name, mean, sd, model.best)
+            if model.time is not None:
+                values = values * model.time.inverse_time(model.candidates)
+            order = np.argsort(-values, kind="stable")[:_DECODE_TRIES]
+            tops.append(model.candidates[order])
         if (
             self.acq_optimizer != "lbfgs"
             or not posterior.has_gradient
             or model.candidate_keys is not None
             or not self._encoding.free.any()
         ):
-            return top
-        polished = [self._polish(name, posterior, model, row) for row in top[:_POLISH_STARTS]]
-        rows = self._encoding.snap(np.asarray(polished))
-        p_mean, p_sd = posterior.predict(rows)
-        p_values = acquisition(name, p_mean, p_sd, model.best)
-        if model.time is not None:
-            p_values = p_values * model.time.inverse_time(rows)
-        rows = rows[np.argsort(-p_values, kind="stable")]
-        out: Array = np.vstack([rows, top])
+            return tops
+        polished = self._polish(functions, [t[:_POLISH_STARTS] for t in tops], posterior, model)
+        out: list[Array] = []
+        for name, rows, top in zip(functions, polished, tops, strict=True):
+            rows = self._encoding.snap(rows)
+            p_mean, p_sd = posterior.predict(rows)
+            p_values = acquisition(name, p_mean, p_sd, model.best)
+            if model.time is not None:
+                p_values = p_values * model.time.inverse_time(rows)
+            out.append(np.vstack([rows[np.argsort(-p_values, kind="stable")], top]))
         return out
 
-    def _polish(self, name: str, posterior: _Posterior, model: _Model, start: Array) -> Array:
+    def _polish(
+        self,
+        functions: Sequence[str],
+        starts: Sequence[Array],
+        posterior: _Posterior,
+        model: _Model,
+    ) -> list[Array]:
+        """L-BFGS-B on the numeric columns from every start of every function at once.
+
+        The objective is the sum over starts, each scaled by its function's magnitude: it is
+        separable, so each start follows its own gradient, and one scipy call (whose
+        per-iteration overhead dominates at this size) serves them all.
+        """
         free = self._encoding.free
-        base = start.copy()
+        width = int(free.sum())
+        rows0 = np.vstack(starts)
+        owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(starts)])
         time = model.time
+        mean, sd = posterior.predict(rows0)
+        scale = np.ones(len(rows0))
+        for i, name in enumerate(functions):
+            mask = owner == i
+            magnitude = float(np.abs(acquisition(name, mean[mask], sd[mask], model.best)).max())
+            scale[mask] = 1.0 / max(magnitude, 1e-12)
 
         def negative(z: Array) -> tuple[float, Array]:
-            row = base.copy()
-            row[free] = z
-            mean, sd, d_mean, d_sd = posterior.predict_grad(row)
-            value, grad = _acquisition_grad(name, mean, sd, d_mean, d_sd, model.best)
+            rows = rows0.copy()
+            rows[:, free] = z.reshape(len(rows0), width)
+            mean, sd, d_mean, d_sd = posterior.predict_grad(rows)
+            value = np.empty(len(rows))
+            grad = np.empty_like(rows)
+            for i, name in enumerate(functions):
+                mask = owner == i
+                value[mask], grad[mask] = _acquisition_grad(
+                    name, mean[mask], sd[mask], d_mean[mask], d_sd[mask], model.best
+                )
             if time is not None:
-                inv_t, d_inv_t = time.inverse_time_grad(row)
-                value, grad = value * inv_t, grad * inv_t + value * d_inv_t
-            return -value, -grad[free]
+                inv_t, d_inv_t = time.inverse_time_grad(rows)
+                value, grad = value * inv_t, grad * inv_t[:, None] + value[:, None] * d_inv_t
+            return -float((scale * value).sum()), -(scale[:, None] * grad)[:, free].ravel()
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = minimize(
                 negative,
-                start[free],
+                rows0[:, free].ravel(),
                 method="L-BFGS-B",
                 jac=True,
-                bounds=[(0.0, 1.0)] * int(free.sum()),
+                bounds=[(0.0, 1.0)] * (len(rows0) * width),
                 options={"maxiter": _POLISH_MAXITER},
             )
-        out = base.copy()
-        out[free] = np.clip(result.x, 0.0, 1.0)
-        return out
+        out = rows0.copy()
+        out[:, free] = np.clip(result.x.reshape(len(rows0), width), 0.0, 1.0)
+        return [out[owner == i] for i in range(len(functions))]
 
     def _first_unseen(self, ranked: Array, model: _Model) -> dict[str, str] | None:
         for row in ranked[: _POLISH_STARTS + _DECODE_TRIES]:
@@ -1004,24 +1074,51 @@ class BayesianOptimization(Algorithm):
         return self._random_unseen()
 
 
-_WARP = os.environ.get("BO_WARP", "1") == "1"
+# Yeo-Johnson exponents tried, by maximum likelihood on a grid (a warp needs no more precision).
+_YJ_LAMBDAS = np.linspace(-2.0, 3.0, 51)
 
 
 def _standardize(loss: Array) -> Array:
-    """The losses the model sees: zero mean, unit variance, and (from a handful of points on)
-    a Yeo-Johnson power transform, so that a heavy tail (Rosenbrock, diverged trainings) does
+    """The losses the model sees: zero mean, unit variance, and from a handful of points on a
+    Yeo-Johnson power transform, so that a heavy tail (Rosenbrock, diverged trainings) does
     not flatten the model everywhere else. Monotone: the best point stays the best."""
     scale = float(loss.std()) or 1.0
     y: Array = (loss - loss.mean()) / scale
-    if _WARP and len(y) >= 5 and float(y.std()) > 0:
-        from sklearn.preprocessing import PowerTransformer
+    if len(y) < 5 or float(y.std()) == 0:
+        return y
+    warped = _yeo_johnson(y)
+    spread = float(warped.std())
+    if not np.all(np.isfinite(warped)) or spread == 0:
+        return y
+    out: Array = (warped - warped.mean()) / spread
+    return out
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            warped = PowerTransformer(method="yeo-johnson").fit_transform(y[:, None])[:, 0]
-        if np.all(np.isfinite(warped)) and float(warped.std()) > 0:
-            y = np.asarray(warped, dtype=float)
-    return y
+
+def _yeo_johnson(y: Array) -> Array:
+    """Yeo-Johnson transform of ``y`` with the maximum-likelihood exponent on ``_YJ_LAMBDAS``.
+
+    scipy's and scikit-learn's versions find the exponent with Brent's method and take
+    ~0.1 s per call here; a vectorized grid takes well under a millisecond.
+    """
+    lam = _YJ_LAMBDAS[:, None]
+    pos = y >= 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        up = np.where(
+            np.abs(lam) < 1e-12, np.log1p(np.abs(y)), (np.power(1 + np.abs(y), lam) - 1) / lam
+        )
+        down = np.where(
+            np.abs(lam - 2) < 1e-12,
+            -np.log1p(np.abs(y)),
+            -(np.power(1 + np.abs(y), 2 - lam) - 1) / (2 - lam),
+        )
+        transformed = np.where(pos, up, down)
+        variance = transformed.var(axis=1)
+        llf = -0.5 * len(y) * np.log(variance) + (_YJ_LAMBDAS - 1) * float(
+            np.sum(np.sign(y) * np.log1p(np.abs(y)))
+        )
+    llf[~np.isfinite(llf)] = -np.inf
+    out: Array = transformed[int(np.argmax(llf))]
+    return out
 
 
 @cache
