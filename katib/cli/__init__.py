@@ -441,15 +441,9 @@ def describe_experiment(name: str, db: str | None, namespace: str) -> None:
 
 
 def _best(storage: Any, record: Any) -> Any:
-    from katib.controller import optimal_trial
-    from katib.errors import NotFoundError as _NotFound
+    from katib.service import best_trial
 
-    if record.optimal_trial_name:
-        try:
-            return storage.get_trial(record.namespace, record.optimal_trial_name)
-        except _NotFound:
-            pass
-    return optimal_trial(storage.list_trials(record.id), record.spec.spec.objective)
+    return best_trial(storage, record)
 
 
 @cli.command()
@@ -531,10 +525,9 @@ def delete() -> None:
 @namespace_option
 @_user_errors
 def delete_experiment(name: str, db: str | None, namespace: str) -> None:
-    """Delete experiment NAME with its trials, observations and logs."""
-    import shutil
-
+    """Delete experiment NAME with its trials, observations, logs and checkpoints."""
     from katib.controller import owner_alive
+    from katib.service import delete_experiment as delete
 
     storage = _storage(db)
     record = storage.get_experiment(namespace, name)
@@ -543,9 +536,7 @@ def delete_experiment(name: str, db: str | None, namespace: str) -> None:
             f"experiment {namespace}/{name} is running ({record.owner}); "
             f"stop it first with `katib stop {name}`"
         )
-    storage.delete_experiment(namespace, name)
-    for folder in ("logs", "checkpoints"):
-        shutil.rmtree(_logs_root().parent / folder / namespace / name, ignore_errors=True)
+    delete(storage, record)
     click.echo(f"experiment {namespace}/{name} deleted")
 
 
@@ -557,51 +548,15 @@ def delete_experiment(name: str, db: str | None, namespace: str) -> None:
 def stop(name: str, db: str | None, namespace: str) -> None:
     """Stop a running experiment: its trials are killed and it ends as Succeeded."""
     from katib.controller import owner_alive
+    from katib.service import stop_experiment
 
     storage = _storage(db)
     record = storage.get_experiment(namespace, name)
-    if record.condition.is_finished:
-        raise ConflictError(
-            f"experiment {namespace}/{name} already finished ({record.condition.value})"
-        )
-    storage.update_experiment(record.id, stop_requested=True)
-    if owner_alive(record.owner, record.owner_heartbeat):
+    running = owner_alive(record.owner, record.owner_heartbeat)
+    if stop_experiment(storage, record, running=running):
+        click.echo(f"experiment {namespace}/{name} stopped")
+    else:
         click.echo(f"stop requested for {namespace}/{name}; its controller stops it shortly")
-        return
-    # Nobody is running it (an interrupted run): end it here and now.
-    from katib.controller._run import REASON_EXPERIMENT_DONE
-    from katib.records import Condition, ExperimentCondition, TrialState
-
-    now = time.time()
-    for trial in storage.list_trials(
-        record.id, [TrialState.CREATED, TrialState.RUNNING, TrialState.KILLED]
-    ):
-        if trial.state.is_active:
-            storage.update_trial(
-                trial.id,
-                state=TrialState.KILLED,
-                reason=REASON_EXPERIMENT_DONE,
-                message="Experiment was stopped",
-                completed_at=now,
-            )
-    conditions = [
-        *record.conditions,
-        Condition(
-            "Succeeded",
-            "True",
-            "ExperimentStoppedByUser",
-            "Experiment was stopped by the user",
-            now,
-        ),
-    ]
-    storage.update_experiment(
-        record.id,
-        condition=ExperimentCondition.SUCCEEDED,
-        conditions=conditions,
-        completed_at=now,
-        message="Experiment was stopped by the user",
-    )
-    click.echo(f"experiment {namespace}/{name} stopped")
 
 
 def _budget_options(func: F) -> F:
@@ -609,29 +564,6 @@ def _budget_options(func: F) -> F:
     func = click.option("--parallel-trial-count", type=click.IntRange(min=1), default=None)(func)
     func = click.option("--max-trial-count", type=click.IntRange(min=1), default=None)(func)
     return func
-
-
-def _apply_budget(
-    storage: Any,
-    record: Any,
-    max_trial_count: int | None,
-    parallel_trial_count: int | None,
-    max_failed_trial_count: int | None,
-) -> None:
-    from katib.spec import validate_experiment
-
-    spec = record.spec.model_copy(deep=True)
-    if max_trial_count is not None:
-        spec.spec.max_trial_count = max_trial_count
-    if parallel_trial_count is not None:
-        spec.spec.parallel_trial_count = parallel_trial_count
-    if max_failed_trial_count is not None:
-        spec.spec.max_failed_trial_count = max_failed_trial_count
-    errors = validate_experiment(spec)
-    if errors:
-        raise InvalidExperimentError(errors, f"{record.namespace}/{record.name}")
-    storage.update_experiment(record.id, spec=spec)
-    record.spec = spec
 
 
 @cli.command()
@@ -655,9 +587,13 @@ def edit(
             "--max-failed-trial-count",
             EXIT_USAGE,
         )
+    from katib.service import apply_budget
+
     storage = _storage(db)
     record = storage.get_experiment(namespace, name)
-    _apply_budget(storage, record, max_trial_count, parallel_trial_count, max_failed_trial_count)
+    apply_budget(storage, record, max_trial_count=max_trial_count,
+                 parallel_trial_count=parallel_trial_count,
+                 max_failed_trial_count=max_failed_trial_count)
     spec = record.spec.spec
     click.echo(
         f"experiment {namespace}/{name}: maxTrialCount={spec.max_trial_count} "
@@ -691,40 +627,18 @@ def restart(
     quiet: bool,
 ) -> None:
     """Restart a finished experiment with a larger budget and run it here to its end."""
-    from katib.records import Condition, ExperimentCondition
+    from katib.service import restart_experiment
 
     storage = _storage(db)
     record = storage.get_experiment(namespace, name)
-    if not record.condition.is_finished:
-        raise ConflictError(
-            f"experiment {namespace}/{name} has not finished "
-            f"({record.condition.value}); run its file again to resume it"
-        )
-    policy = record.spec.spec.resume_policy or "Never"
-    if policy == "Never":
-        raise ConflictError(
-            f"experiment {namespace}/{name} has resumePolicy Never and cannot "
-            "be restarted (use LongRunning or FromVolume)"
-        )
     trials_run = sum(storage.count_trials(record.id).values())
     new_max = max_trial_count if max_trial_count is not None else record.spec.spec.max_trial_count
-    if new_max is not None and new_max <= trials_run:
+    if record.condition.is_finished and new_max is not None and new_max <= trials_run:
         _fail(f"--max-trial-count must exceed the {trials_run} trials already run", EXIT_USAGE)
-    _apply_budget(storage, record, max_trial_count, parallel_trial_count, max_failed_trial_count)
-    now = time.time()
-    conditions = [c for c in record.conditions if c.type not in ("Succeeded", "Failed")]
-    conditions.append(
-        Condition("Restarting", "True", "ExperimentRestarting", "Experiment is restarting", now)
+    record = restart_experiment(
+        storage, record, max_trial_count=max_trial_count,
+        parallel_trial_count=parallel_trial_count, max_failed_trial_count=max_failed_trial_count,
     )
-    storage.update_experiment(
-        record.id,
-        condition=ExperimentCondition.RESTARTING,
-        conditions=conditions,
-        completed_at=None,
-        stop_requested=False,
-        message="",
-    )
-    record = storage.get_experiment_by_id(record.id)
     sys.exit(_run_experiments([], db, record.source_dir, output, quiet, records=[record]))
 
 
