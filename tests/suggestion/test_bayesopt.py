@@ -7,7 +7,7 @@ import itertools
 import json
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pytest
@@ -24,6 +24,8 @@ from suggestion import (
 )
 from suggestion.algorithms.bayesopt import BayesianOptimization, _Encoding, _standardize
 from suggestion.algorithms.random import RandomSearch
+
+Loss = Callable[[Mapping[str, str]], float]
 
 BRANIN = SearchSpace(
     (
@@ -68,9 +70,8 @@ def bo(space: SearchSpace, seed: int = 0, **settings: str) -> BayesianOptimizati
     )
 
 
-def run(algorithm: Algorithm, loss: object, trials: int) -> list[float]:
+def run(algorithm: Algorithm, loss: Loss, trials: int) -> list[float]:
     """Sequential loop: suggest one, evaluate, report; the objective values in order."""
-    assert callable(loss)
     values: list[float] = []
     for i in range(trials):
         (assignments,) = algorithm.suggest(1)
@@ -254,8 +255,7 @@ def test_lbfgs_polishes_numeric_columns_with_categories_fixed() -> None:
 # --- batches, running and failed trials -------------------------------------------------------
 
 
-def history(space: SearchSpace, loss: object, count: int, seed: int = 5) -> list[TrialRecord]:
-    assert callable(loss)
+def history(space: SearchSpace, loss: Loss, count: int, seed: int = 5) -> list[TrialRecord]:
     sampler = RandomSearch(space, maximize=False, settings={"random_state": str(seed)})
     return [
         TrialRecord(f"h-{i:03d}", a, SUCCEEDED, float(loss(a)))
