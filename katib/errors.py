@@ -39,6 +39,18 @@ class NotFoundError(KatibError):
     """The named experiment or trial does not exist."""
 
 
+class NoLogError(NotFoundError):
+    """The trial exists but has no output yet (it has not started, or its log was removed)."""
+
+
+class UnauthorizedError(KatibError):
+    """No API token, or one that is unknown or revoked (HTTP 401)."""
+
+
+class ForbiddenError(KatibError):
+    """The token sees the namespace but its role does not allow the action (HTTP 403)."""
+
+
 class ConflictError(KatibError):
     """The request contradicts what is stored (rerun of a finished experiment, changed spec)."""
 

@@ -14,6 +14,7 @@ argument.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,25 @@ def best_trial(storage: Storage, record: ExperimentRecord) -> TrialRecord | None
 
 
 def experiment_view(storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
-    """The Katib Experiment object with status, as ``katib get experiments -o json`` has it."""
-    return experiment_json(record, storage.count_trials(record.id), best_trial(storage, record))
+    """The Katib Experiment object with status, as ``katib get experiments -o json`` and the
+    REST API have it (``status.archived`` added)."""
+    return experiments_view(storage, [record])[0]
+
+
+def experiments_view(
+    storage: Storage, records: Sequence[ExperimentRecord]
+) -> list[dict[str, Any]]:
+    """:func:`experiment_view` of many experiments with a fixed number of queries."""
+    ids = [r.id for r in records]
+    counts = storage.count_trials_many(ids)
+    best = storage.best_trials(records)
+    archived = storage.archived_ids(ids)
+    out = []
+    for r in records:
+        body = experiment_json(r, counts[r.id], best[r.id])
+        body["status"]["archived"] = r.id in archived
+        out.append(body)
+    return out
 
 
 def apply_budget(

@@ -6,11 +6,14 @@ renamed or removed. Names are Katib's camelCase.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from katib._time import rfc3339
 from katib.records import ExperimentRecord, TrialRecord, TrialState
+
+if TYPE_CHECKING:
+    from katib.storage import EventRecord, ObservationPoint, TokenRecord
 
 
 def best_trial_json(experiment: ExperimentRecord, best: TrialRecord | None) -> dict[str, Any]:
@@ -109,3 +112,45 @@ def trial_json(trial: TrialRecord, experiment_name: str) -> dict[str, Any]:
 
 def list_json(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": list(items)}
+
+
+def observation_log_json(trial: TrialRecord, points: Sequence[ObservationPoint]) -> dict[str, Any]:
+    """Katib's observation log of a trial: every reported value, in order."""
+    return {
+        "trialName": trial.name,
+        "namespace": trial.namespace,
+        "metricLogs": [
+            {
+                "timeStamp": rfc3339(p.timestamp),
+                "step": p.step,
+                "metric": {"name": p.metric_name, "value": p.value},
+            }
+            for p in points
+        ],
+    }
+
+
+def token_view(token: TokenRecord) -> dict[str, Any]:
+    """An API token as the API and ``katib token list -o json`` show it (never its secret)."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "namespace": token.namespace,
+        "role": token.role,
+        "createdAt": rfc3339(token.created_at),
+        "revokedAt": rfc3339(token.revoked_at),
+    }
+
+
+def events_json(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
+    """An experiment's events as ``katib describe`` and the API show them, oldest first."""
+    return [
+        {
+            "type": e.type,
+            "reason": e.reason,
+            "message": e.message,
+            "trialName": e.trial_name,
+            "time": rfc3339(e.created_at),
+        }
+        for e in events
+    ]

@@ -11,8 +11,18 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from katib.errors import KatibError, NotFoundError
+from katib.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from katib.storage import ALL_NAMESPACES, TokenRecord
+
+__all__ = [
+    "ForbiddenError",
+    "Principal",
+    "Role",
+    "UnauthorizedError",
+    "require",
+    "sees",
+    "visible_namespaces",
+]
 
 #: The principal of a request is the token that authenticated it.
 Principal = TokenRecord
@@ -33,14 +43,6 @@ class Role(IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
-
-
-class UnauthorizedError(KatibError):
-    """No token, or one that is unknown or revoked (HTTP 401)."""
-
-
-class ForbiddenError(KatibError):
-    """The token sees the namespace but its role does not allow the action (HTTP 403)."""
 
 
 def sees(principal: Principal, namespace: str) -> bool:

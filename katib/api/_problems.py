@@ -23,6 +23,7 @@ from katib.errors import (
     FieldError,
     InvalidExperimentError,
     KatibError,
+    NoLogError,
     NotFoundError,
     TemporaryError,
 )
@@ -57,6 +58,7 @@ class UnsupportedMediaTypeError(KatibError):
 _STATUS: Sequence[tuple[type[Exception], int, str]] = (
     (UnauthorizedError, 401, "unauthorized"),
     (ForbiddenError, 403, "forbidden"),
+    (NoLogError, 404, "no-log"),
     (NotFoundError, 404, "not-found"),
     (ConflictError, 409, "conflict"),
     (InvalidExperimentError, 422, "invalid-experiment"),

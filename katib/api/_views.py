@@ -6,42 +6,24 @@ page; experiments add ``status.archived``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from katib._time import rfc3339
-from katib.records import ExperimentRecord, TrialRecord, TrialState
-from katib.storage import Storage, TokenRecord
-from katib.views import experiment_json, list_json
+from katib import service
+from katib.records import ExperimentRecord
+from katib.storage import Storage
+from katib.views import list_json, token_view
 
-
-def experiment_view(
-    record: ExperimentRecord,
-    counts: Mapping[TrialState, int],
-    best: TrialRecord | None,
-    archived: bool,
-) -> dict[str, Any]:
-    body = experiment_json(record, counts, best)
-    body["status"]["archived"] = archived
-    return body
+__all__ = ["experiments_view", "one_experiment_view", "page", "token_view"]
 
 
 def one_experiment_view(storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
-    return experiment_view(
-        record,
-        storage.count_trials(record.id),
-        storage.best_trial(record),
-        bool(storage.archived_ids([record.id])),
-    )
+    return service.experiment_view(storage, record)
 
 
 def experiments_view(storage: Storage, records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]:
     """Views of a page of experiments with a fixed number of queries, whatever its size."""
-    ids = [r.id for r in records]
-    counts = storage.count_trials_many(ids)
-    best = storage.best_trials(records)
-    archived = storage.archived_ids(ids)
-    return [experiment_view(r, counts[r.id], best[r.id], r.id in archived) for r in records]
+    return service.experiments_view(storage, records)
 
 
 def page(items: Sequence[dict[str, Any]], cursor: int | None) -> dict[str, Any]:
@@ -57,15 +39,4 @@ def page(items: Sequence[dict[str, Any]], cursor: int | None) -> dict[str, Any]:
         "kind": body["kind"],
         "metadata": {"continue": None if cursor is None else str(cursor)},
         "items": body["items"],
-    }
-
-
-def token_view(token: TokenRecord) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "name": token.name,
-        "namespace": token.namespace,
-        "role": token.role,
-        "createdAt": rfc3339(token.created_at),
-        "revokedAt": rfc3339(token.revoked_at),
     }

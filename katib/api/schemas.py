@@ -147,6 +147,20 @@ class TrialList(_Camel):
     items: list[TrialPublic]
 
 
+class EventPublic(_Camel):
+    """Something the controller did or saw (trial created, early stopped, experiment done)."""
+
+    type: str = Field(description="Normal or Warning.")
+    reason: str
+    message: str
+    trial_name: str | None
+    time: str
+
+
+class EventList(BaseModel):
+    items: list[EventPublic]
+
+
 class BestTrial(_Camel):
     """Katib's ``currentOptimalTrial`` plus the experiment's name and condition."""
 

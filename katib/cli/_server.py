@@ -144,7 +144,7 @@ def token_create(namespace: str, role: str, name: str | None, db: str | None) ->
 @_user_errors
 def token_list(include_revoked: bool, output_format: str, db: str | None) -> None:
     """List tokens (never their secrets)."""
-    from katib.api._views import token_view
+    from katib.views import token_view
 
     tokens = _storage(db).list_tokens(include_revoked=include_revoked)
     if output_format == "json":

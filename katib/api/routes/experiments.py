@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from katib.api import _operations as ops
 from katib.api._auth import Principal, Role, require, visible_namespaces
 from katib.api._body import Body, experiment_body, one_experiment
+from katib.api._problems import InvalidRequestError
 from katib.api._views import experiments_view, one_experiment_view, page
 from katib.api.deps import ControllerDep, PrincipalDep, StorageDep
 from katib.api.routes._common import (
@@ -23,6 +25,7 @@ from katib.api.routes._common import (
 from katib.api.schemas import (
     BestTrial,
     BudgetUpdate,
+    EventList,
     ExperimentList,
     ExperimentPublic,
     RestartRequest,
@@ -31,12 +34,24 @@ from katib.controller import check_runnable
 from katib.errors import FieldError, InvalidExperimentError
 from katib.records import ExperimentCondition, ExperimentRecord
 from katib.storage import Storage
-from katib.views import best_trial_json
+from katib.views import best_trial_json, events_json
 
 router = APIRouter(prefix="/api/v1", tags=["experiments"])
 
 ConditionFilter = Annotated[
     ExperimentCondition | None, Query(description="Only experiments in this condition.")
+]
+SourceDir = Annotated[
+    str | None,
+    Query(
+        alias="sourceDir",
+        min_length=1,
+        max_length=4096,
+        description="The folder on the server's machine that the trials' relative paths (the "
+        "script in `command`, `workingDir`) resolve against, as `katib run` resolves them "
+        "against the YAML file's folder: absolute, or relative to the folder the server was "
+        "started in (the default).",
+    ),
 ]
 ArchivedFilter = Annotated[
     bool, Query(description="List archived experiments (true) instead of the others (false).")
@@ -66,10 +81,13 @@ def create_experiment(
     body: Annotated[Body, Depends(experiment_body)],
     request: Request,
     response: Response,
+    source_dir: SourceDir = None,
 ) -> Any:
     """Create an experiment from a Katib Experiment document (JSON, or YAML with
-    `Content-Type: application/yaml`). `metadata.namespace` must be absent or match."""
+    `Content-Type: application/yaml`). `metadata.namespace` must be absent or match.
+    The server's controller starts it at once."""
     require(principal, namespace, Role.EDITOR, hidden=f"namespace {namespace} not found")
+    folder = _source_folder(request.app.state.work_dir, source_dir)
     exp = one_experiment(body)
     given = exp.metadata.namespace
     if given is not None and given != namespace:
@@ -85,9 +103,25 @@ def create_experiment(
         )
     exp.metadata.namespace = namespace
     check_runnable(exp)
-    record = storage.create_experiment(exp, source_dir=request.app.state.work_dir)
+    record = storage.create_experiment(exp, source_dir=folder)
     response.headers["Location"] = f"/api/v1/namespaces/{namespace}/experiments/{record.name}"
     return one_experiment_view(storage, record)
+
+
+def _source_folder(work_dir: str, source_dir: str | None) -> str:
+    """The folder trials of a new experiment resolve relative paths against."""
+    if source_dir is None:
+        return work_dir
+    try:
+        folder = (Path(work_dir) / source_dir).resolve()
+        ok = folder.is_dir()
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidRequestError(
+            [FieldError("sourceDir", f"{source_dir!r} is not a folder on the server's machine")]
+        )
+    return str(folder)
 
 
 def _list(
@@ -278,3 +312,16 @@ def best_trial(
     """The optimal trial (as `katib best NAME -o json`); `bestTrialName` is null without one."""
     record = experiment_for(storage, principal, namespace, name, Role.VIEWER)
     return best_trial_json(record, storage.best_trial(record))
+
+
+@router.get(
+    "/namespaces/{namespace}/experiments/{name}/events",
+    response_model=EventList,
+    responses=problems(404),
+)
+def list_events(
+    namespace: Namespace, name: Name, storage: StorageDep, principal: PrincipalDep
+) -> Any:
+    """What the controller did and saw, oldest first (as `katib describe experiment`)."""
+    record = experiment_for(storage, principal, namespace, name, Role.VIEWER)
+    return {"items": events_json(storage.list_events(record.id))}

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from katib._time import rfc3339
 from katib.api._auth import Role
 from katib.api._body import Body, json_body, load_json
 from katib.api._controller import points_from
@@ -17,6 +16,7 @@ from katib.api.routes.trials import trial_for
 from katib.api.schemas import ObservationLog, ObservationPush, PushResult
 from katib.controller._push_server import parse_observations
 from katib.errors import ConflictError
+from katib.views import observation_log_json
 
 router = APIRouter(prefix="/api/v1", tags=["observations"])
 
@@ -35,19 +35,7 @@ def get_observations(
 ) -> Any:
     """Every value the trial reported, in order (Katib's observation log)."""
     record = trial_for(storage, principal, namespace, trial, Role.VIEWER)
-    points = storage.get_observations(record.id, metric)
-    return {
-        "trialName": record.name,
-        "namespace": record.namespace,
-        "metricLogs": [
-            {
-                "timeStamp": rfc3339(p.timestamp),
-                "step": p.step,
-                "metric": {"name": p.metric_name, "value": p.value},
-            }
-            for p in points
-        ],
-    }
+    return observation_log_json(record, storage.get_observations(record.id, metric))
 
 
 @router.post(

@@ -6,16 +6,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 
 from katib import service
 from katib.api import _operations as ops
-from katib.api._auth import Principal, Role, require
+from katib.api._auth import Principal, Role, require, sees
 from katib.api._views import page
 from katib.api.deps import ControllerDep, PrincipalDep, StorageDep
 from katib.api.routes._common import After, Limit, Name, Namespace, problems
 from katib.api.schemas import TrialList, TrialPublic
-from katib.errors import NotFoundError
+from katib.errors import NoLogError
 from katib.records import TrialRecord, TrialState
 from katib.storage import Storage
 from katib.views import trial_json
@@ -24,6 +24,10 @@ router = APIRouter(prefix="/api/v1", tags=["trials"])
 
 #: Most log lines ``tail`` returns.
 MAX_TAIL = 100_000
+#: Most bytes of log one answer carries (a client asks again from ``X-Next-Offset``).
+MAX_LOG_CHUNK = 16 * 1024 * 1024
+#: The response header with the byte offset to ask for next.
+NEXT_OFFSET = "X-Next-Offset"
 
 
 def trial_for(
@@ -83,9 +87,31 @@ def get_trial(
 
 
 @router.get(
+    "/trials",
+    response_model=TrialList,
+    responses=problems(),
+)
+def find_trials(
+    storage: StorageDep,
+    principal: PrincipalDep,
+    name: Annotated[str, Query(min_length=1, max_length=253, description="The trial's name.")],
+) -> Any:
+    """The trials of that name in every namespace the token sees (`katib logs TRIAL`)."""
+    found = [t for t in storage.find_trials(name) if sees(principal, t.namespace)]
+    items = [trial_json(t, _experiment_name(storage, t)) for t in found]
+    return JSONResponse(page(items, None))
+
+
+@router.get(
     "/namespaces/{namespace}/trials/{trial}/logs",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}, **problems(404)},
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {}},
+            "headers": {NEXT_OFFSET: {"description": "The offset to ask for next (bytes)."}},
+        },
+        **problems(404),
+    },
 )
 def trial_logs(
     namespace: Namespace,
@@ -95,14 +121,32 @@ def trial_logs(
     tail: Annotated[
         int | None, Query(ge=0, le=MAX_TAIL, description="Only the last lines.")
     ] = None,
-) -> PlainTextResponse:
-    """The trial's output (stdout and stderr), as `katib logs`."""
+    offset: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=2**62,
+            description="Only the output from this byte on (to follow a running trial: ask "
+            f"again with the `{NEXT_OFFSET}` header of the previous answer).",
+        ),
+    ] = None,
+) -> Response:
+    """The trial's output (stdout and stderr) as the process wrote it, as `katib logs`."""
     record = trial_for(storage, principal, namespace, trial, Role.VIEWER)
     path = service.trial_log_path(storage, record)
     if not path.is_file():
-        raise NotFoundError(f"trial {namespace}/{trial} has no log (yet)")
-    data = _tail(path, tail) if tail is not None else path.read_bytes()
-    return PlainTextResponse(data.decode("utf-8", errors="replace"))
+        raise NoLogError(f"trial {namespace}/{trial} has no log (yet)")
+    if tail is not None:
+        data, end = _tail(path, tail), path.stat().st_size
+    else:
+        start = offset or 0
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(MAX_LOG_CHUNK)
+        end = start + len(data)
+    return Response(
+        data, media_type="text/plain; charset=utf-8", headers={NEXT_OFFSET: str(end)}
+    )
 
 
 def _tail(path: Path, lines: int) -> bytes:

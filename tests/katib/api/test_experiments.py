@@ -51,6 +51,40 @@ def test_create_from_json(client: TestClient, admin: dict[str, str], work_dir: P
     assert stored.source_dir == str(work_dir)
 
 
+def test_source_dir_picks_the_folder_trials_resolve_against(
+    client: TestClient, admin: dict[str, str], work_dir: Path
+) -> None:
+    (work_dir / "sub").mkdir()
+    r = client.post(f"{EXPERIMENTS}?sourceDir=sub", json=experiment_doc("rel"), headers=admin)
+    assert r.status_code == 201, r.text
+    storage = client.app.state.storage
+    assert storage.get_experiment("default", "rel").source_dir == str(work_dir / "sub")
+    absolute = f"{EXPERIMENTS}?sourceDir={work_dir}"
+    assert client.post(absolute, json=experiment_doc("abs"), headers=admin).status_code == 201
+    assert storage.get_experiment("default", "abs").source_dir == str(work_dir)
+    for bad in ("missing", "trial.py", "a%00b"):
+        r = client.post(f"{EXPERIMENTS}?sourceDir={bad}", json=experiment_doc("x"), headers=admin)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["path"] == "sourceDir"
+    # Nothing was stored by the refusals.
+    assert [e.name for e in storage.list_experiments()] == ["rel", "abs"]
+
+
+def test_events(client: TestClient, admin: dict[str, str], storage: Storage) -> None:
+    record = storage.create_experiment(parse_experiment(experiment_doc("ev")))
+    storage.add_event(record.id, "TrialCreated", "trial ev-1 created", trial_name="ev-1")
+    storage.add_event(record.id, "Done", "finished", type="Warning")
+    r = client.get(f"{EXPERIMENTS}/ev/events", headers=admin)
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert [(e["type"], e["reason"], e["trialName"]) for e in items] == [
+        ("Normal", "TrialCreated", "ev-1"),
+        ("Warning", "Done", None),
+    ]
+    assert items[0]["message"] == "trial ev-1 created" and items[0]["time"].endswith("Z")
+    assert client.get(f"{EXPERIMENTS}/nope/events", headers=admin).status_code == 404
+
+
 def test_create_from_yaml_into_the_url_namespace(client: TestClient, admin: dict[str, str]) -> None:
     text = yaml.safe_dump(experiment_doc("from-yaml"), sort_keys=False)
     r = client.post(

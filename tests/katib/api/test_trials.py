@@ -10,7 +10,7 @@ import pytest
 from katib.records import ExperimentRecord, MetricSummary, TrialState
 from katib.spec import parse_experiment
 from katib.storage import Storage
-from tests.katib.api.conftest import TestClient, experiment_doc
+from tests.katib.api.conftest import TestClient, Tokens, bearer, experiment_doc
 
 EXPERIMENTS = "/api/v1/namespaces/default/experiments"
 TRIALS = "/api/v1/namespaces/default/trials"
@@ -172,6 +172,48 @@ def test_logs_and_tail(
     assert tail.text == "\n".join(lines[-3:]) + "\n"
     assert client.get(f"{url}?tail=0", headers=admin).text == ""
     assert client.get(f"{url}?tail=-1", headers=admin).status_code == 422
+
+
+def test_logs_from_an_offset_are_the_bytes_as_written(
+    client: TestClient, admin: dict[str, str], storage: Storage, katib_home: Path
+) -> None:
+    record = experiment(storage)
+    trial = storage.create_trial(record, {"x": "1"})
+    url = f"{TRIALS}/{trial.name}/logs"
+    folder = katib_home / "logs" / "default" / "exp"
+    folder.mkdir(parents=True)
+    log = folder / f"{trial.name}.log"
+    data = b"first\n\xff\xfe not utf-8\n"
+    log.write_bytes(data)
+    whole = client.get(url, headers=admin)
+    assert whole.content == data and whole.headers["x-next-offset"] == str(len(data))
+    rest = client.get(f"{url}?offset=6", headers=admin)
+    assert rest.content == data[6:] and rest.headers["x-next-offset"] == str(len(data))
+    with open(log, "ab") as f:
+        f.write(b"more\n")
+    more = client.get(f"{url}?offset={len(data)}", headers=admin)
+    assert more.content == b"more\n"
+    assert more.headers["x-next-offset"] == str(len(data) + 5)
+    beyond = client.get(f"{url}?offset=10000", headers=admin)
+    assert beyond.content == b"" and beyond.headers["x-next-offset"] == "10000"
+
+
+def test_find_trials_by_name_in_visible_namespaces(
+    client: TestClient, tokens: Tokens, storage: Storage
+) -> None:
+    record = experiment(storage)
+    trial = storage.create_trial(record, {"x": "1"})
+    r = client.get(f"/api/v1/trials?name={trial.name}", headers=bearer(tokens.admin))
+    assert r.status_code == 200, r.text
+    [found] = r.json()["items"]
+    assert found["metadata"]["name"] == trial.name
+    assert found["metadata"]["namespace"] == "default"
+    assert found["metadata"]["labels"]["katib.kubeflow.org/experiment"] == "exp"
+    other = bearer(tokens.viewer("team-b"))
+    assert client.get(f"/api/v1/trials?name={trial.name}", headers=other).json()["items"] == []
+    viewer = bearer(tokens.viewer("default"))
+    assert len(client.get(f"/api/v1/trials?name={trial.name}", headers=viewer).json()["items"]) == 1
+    assert client.get("/api/v1/trials", headers=viewer).status_code == 422
 
 
 def test_kill(client: TestClient, admin: dict[str, str], storage: Storage) -> None:

@@ -1,0 +1,35 @@
+"""How the CLI and the SDK reach experiments: the database directly, or a server over HTTP.
+
+Both backends answer with the same JSON (Katib's camelCase objects: what ``katib get ... -o
+json`` prints and the REST API returns) and raise the same errors (:mod:`katib.errors`), so
+the code above them does not need to know which one it talks to. :func:`connect` picks one.
+"""
+
+from __future__ import annotations
+
+from katib.client._base import Backend, BudgetCounts
+from katib.client._local import LocalBackend
+from katib.client._remote import RemoteBackend, ServerUnreachableError
+
+__all__ = [
+    "Backend",
+    "BudgetCounts",
+    "LocalBackend",
+    "RemoteBackend",
+    "ServerUnreachableError",
+    "connect",
+]
+
+
+def connect(
+    *, server: str | None = None, token: str | None = None, db: str | None = None
+) -> Backend:
+    """A backend for ``server`` (with ``token``) when given, else for the database ``db``.
+
+    Raises:
+        InvalidArgumentError: a server without a token, or both a server and a database.
+        StorageError: the database cannot be opened.
+    """
+    if server:
+        return RemoteBackend(server, token)
+    return LocalBackend.open(db)
