@@ -115,13 +115,17 @@ def list_json(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def observation_log_json(trial: TrialRecord, points: Sequence[ObservationPoint]) -> dict[str, Any]:
-    """Katib's observation log of a trial: every reported value, in order."""
+    """Katib's observation log of a trial: every reported value, in order.
+
+    Times keep milliseconds (as Katib's DB manager keeps fractions of a second): a trial
+    often reports several values within one second.
+    """
     return {
         "trialName": trial.name,
         "namespace": trial.namespace,
         "metricLogs": [
             {
-                "timeStamp": rfc3339(p.timestamp),
+                "timeStamp": rfc3339(p.timestamp, timespec="milliseconds"),
                 "step": p.step,
                 "metric": {"name": p.metric_name, "value": p.value},
             }

@@ -1,7 +1,7 @@
-"""Response bodies: the CLI's JSON shapes (``katib.views``) plus what the API adds.
+"""Response bodies the API adds to the CLI's JSON shapes (``katib.views``): paged lists.
 
 Lists are Katib-style ``List`` objects whose ``metadata.continue`` is the cursor for the next
-page; experiments add ``status.archived``.
+page.
 """
 
 from __future__ import annotations
@@ -9,21 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from katib import service
-from katib.records import ExperimentRecord
-from katib.storage import Storage
-from katib.views import list_json, token_view
-
-__all__ = ["experiments_view", "one_experiment_view", "page", "token_view"]
-
-
-def one_experiment_view(storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
-    return service.experiment_view(storage, record)
-
-
-def experiments_view(storage: Storage, records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]:
-    """Views of a page of experiments with a fixed number of queries, whatever its size."""
-    return service.experiments_view(storage, records)
+from katib.views import list_json
 
 
 def page(items: Sequence[dict[str, Any]], cursor: int | None) -> dict[str, Any]:

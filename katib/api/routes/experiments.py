@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from katib import service
 from katib.api import _operations as ops
 from katib.api._auth import Principal, Role, require, visible_namespaces
 from katib.api._body import Body, experiment_body, one_experiment
 from katib.api._problems import InvalidRequestError
-from katib.api._views import experiments_view, one_experiment_view, page
+from katib.api._views import page
 from katib.api.deps import ControllerDep, PrincipalDep, StorageDep
 from katib.api.routes._common import (
     YAML_OR_JSON_BODY,
@@ -105,7 +106,7 @@ def create_experiment(
     check_runnable(exp)
     record = storage.create_experiment(exp, source_dir=folder)
     response.headers["Location"] = f"/api/v1/namespaces/{namespace}/experiments/{record.name}"
-    return one_experiment_view(storage, record)
+    return service.experiment_view(storage, record)
 
 
 def _source_folder(work_dir: str, source_dir: str | None) -> str:
@@ -140,7 +141,7 @@ def _list(
         limit=limit,
     )
     cursor = records[-1].id if records else after
-    return JSONResponse(page(experiments_view(storage, records), cursor))
+    return JSONResponse(page(service.experiments_view(storage, records), cursor))
 
 
 @router.get(
@@ -185,7 +186,7 @@ def get_experiment(
 ) -> Any:
     """One experiment with its status and optimal trial."""
     record = experiment_for(storage, principal, namespace, name, Role.VIEWER)
-    return one_experiment_view(storage, record)
+    return service.experiment_view(storage, record)
 
 
 @router.delete(
@@ -221,7 +222,7 @@ def stop_experiment(
     """Stop an experiment: 200 when it ended at once, 202 when its controller stops it."""
     record = experiment_for(storage, principal, namespace, name, Role.EDITOR)
     record, ended = ops.stop(storage, record, controller)
-    body = one_experiment_view(storage, record)
+    body = service.experiment_view(storage, record)
     return body if ended else JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
 
 
@@ -246,7 +247,7 @@ def restart_experiment(
         budget.parallel_trial_count,
         budget.max_failed_trial_count,
     )
-    return one_experiment_view(storage, record)
+    return service.experiment_view(storage, record)
 
 
 @router.patch(
@@ -270,7 +271,7 @@ def edit_experiment(
         budget.parallel_trial_count,
         budget.max_failed_trial_count,
     )
-    return one_experiment_view(storage, record)
+    return service.experiment_view(storage, record)
 
 
 @router.post(
@@ -284,7 +285,7 @@ def archive_experiment(
     """Hide a finished experiment from lists (unless they ask for `archived=true`)."""
     record = experiment_for(storage, principal, namespace, name, Role.EDITOR)
     ops.set_archived(storage, record, True)
-    return one_experiment_view(storage, record)
+    return service.experiment_view(storage, record)
 
 
 @router.post(
@@ -298,7 +299,7 @@ def unarchive_experiment(
     """Show an archived experiment in lists again."""
     record = experiment_for(storage, principal, namespace, name, Role.EDITOR)
     ops.set_archived(storage, record, False)
-    return one_experiment_view(storage, record)
+    return service.experiment_view(storage, record)
 
 
 @router.get(

@@ -12,12 +12,12 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from katib.api._auth import ForbiddenError, Principal, Role, require
 from katib.api._problems import InvalidRequestError
-from katib.api._views import token_view
 from katib.api.deps import PrincipalDep, StorageDep
 from katib.api.routes._common import MAX_ID, problems
 from katib.api.schemas import TokenCreate, TokenCreated, TokenList
 from katib.errors import ConflictError, FieldError, NotFoundError
 from katib.storage import ALL_NAMESPACES, Storage, TokenRecord
+from katib.views import token_view
 
 router = APIRouter(prefix="/api/v1", tags=["tokens"])
 

@@ -38,6 +38,7 @@ def reads(world: dict[str, str]) -> list[tuple[str, str, Any]]:
         ("GET", f"{NS}/experiments/live/best", None),
         ("GET", f"{NS}/trials/{t}", None),
         ("GET", f"{NS}/trials/{t}/observations", None),
+        ("GET", f"{NS}/experiments/live/events", None),
     ]
 
 
@@ -129,6 +130,10 @@ def test_no_role_in_a_namespace_looks_like_nothing_there(
     # The cross-namespace list shows only what the token sees.
     items = client.get("/api/v1/experiments", headers=bearer(team_b)).json()["items"]
     assert [e["metadata"]["name"] for e in items] == ["secret"]
+    # So does the search for a trial by name.
+    by_name = f"/api/v1/trials?name={world['hidden']}"
+    assert client.get(by_name, headers=bearer(tokens.viewer())).json()["items"] == []
+    assert len(client.get(by_name, headers=bearer(team_b)).json()["items"]) == 1
 
 
 def test_admin_sees_everything(

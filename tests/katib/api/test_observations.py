@@ -45,7 +45,7 @@ def test_push_then_read(client: TestClient, admin: dict[str, str], trial: TrialR
         ("loss", 0.25, 2),
         ("loss", 0.125, None),
     ]
-    assert log["metricLogs"][0]["timeStamp"] == "2023-11-14T22:13:20Z"
+    assert log["metricLogs"][0]["timeStamp"] == "2023-11-14T22:13:20.000Z"
     only = client.get(f"{url}?metric=accuracy", headers=admin).json()["metricLogs"]
     assert [m["metric"]["value"] for m in only] == [0.75]
 
