@@ -10,7 +10,8 @@ def now() -> float:
     return time.time()
 
 
-def rfc3339(ts: float | None) -> str | None:
+def rfc3339(ts: float | None, *, timespec: str = "seconds") -> str | None:
+    """``ts`` as RFC 3339 in UTC; ``timespec="milliseconds"`` keeps fractions of a second."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
         InvalidArgumentError,
         NotRunningError,
         ObjectiveFunctionError,
-        RemoteModeUnavailableError,
     )
     from katib.sdk._types import (
         LoggedMetric,
@@ -36,7 +35,6 @@ _EXPORTS = {
     "InvalidArgumentError": "katib.sdk._errors",
     "NotRunningError": "katib.sdk._errors",
     "ObjectiveFunctionError": "katib.sdk._errors",
-    "RemoteModeUnavailableError": "katib.sdk._errors",
     "LoggedMetric": "katib.sdk._types",
     "Metric": "katib.sdk._types",
     "MetricLog": "katib.sdk._types",
@@ -58,7 +56,6 @@ __all__ = [
     "ObjectiveFunctionError",
     "OptimalTrial",
     "ParameterAssignment",
-    "RemoteModeUnavailableError",
     "search",
 ]
 

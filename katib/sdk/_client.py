@@ -1,11 +1,19 @@
-"""``KatibClient``: Katib's Python SDK, working on this machine's experiments.
+"""``KatibClient``: Katib's Python SDK, embedded (on the database) or remote (through a server).
 
 Method names and arguments are Katib's (``kubeflow.katib.KatibClient``) where they make sense
-here. In embedded mode (``KatibClient()``) the client works on the database directly, with no
-server and no background controller: an experiment runs while :meth:`KatibClient.tune` or
+here. Both modes read and change experiments through one :class:`katib.client.Backend` (a
+:class:`~katib.client.LocalBackend` over the database, or a
+:class:`~katib.client.RemoteBackend` over a ``katib server``), which answers with the same
+JSON and raises the same :mod:`katib.errors`, so every method gives the same result in
+either mode.
+
+What differs is who runs experiments. In embedded mode (``KatibClient()``) there is no server
+and no background controller: an experiment runs while :meth:`KatibClient.tune` or
 :meth:`KatibClient.run_experiment` drives it, in the calling thread (``wait=True``) or in a
 background thread of this process (``wait=False``). Another process (``katib run``) may drive
-it too; the database's claim keeps two controllers off one experiment.
+it too; the database's claim keeps two controllers off one experiment. In remote mode
+(``KatibClient(url, token)``) the server's controller runs every experiment, and the client
+only creates, watches and changes them.
 
 Objects come back as Katib's JSON (camelCase dicts, exactly what ``katib get ... -o json``
 prints and the REST API returns); the optimal trial and metric logs come back as small
@@ -14,6 +22,7 @@ dataclasses shaped like Katib's (see :mod:`katib.sdk._types`).
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import sys
@@ -21,11 +30,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from katib import service
+from katib.client import Backend, BudgetCounts, LocalBackend, RemoteBackend
 from katib.controller import (
     ExperimentRun,
     Interrupted,
@@ -41,38 +50,37 @@ from katib.sdk._errors import (
     ExperimentTimeoutError,
     InvalidArgumentError,
     NotRunningError,
-    RemoteModeUnavailableError,
 )
 from katib.sdk._objective import (
     SCRIPT_NAME,
     build_experiment,
     check_parameters,
+    check_requirements,
     function_source,
     functions_dir,
+    inline_command,
     missing_packages,
     script_text,
     trial_call_spec,
 )
-from katib.sdk._types import (
-    LoggedMetric,
-    Metric,
-    MetricLog,
-    Observation,
-    OptimalTrial,
-    ParameterAssignment,
-)
+from katib.sdk._types import LoggedMetric, MetricLog, OptimalTrial
 from katib.spec import Experiment, load_experiments, parse_experiment
 from katib.storage import Storage, default_url, katib_home, normalize_url
-from katib.views import trial_json
 
 logger = logging.getLogger("katib.sdk")
 
 CONDITIONS = tuple(c.value for c in ExperimentCondition)
-#: How long delete_experiment() waits for a run of this process to stop.
+FINISHED = frozenset(c.value for c in ExperimentCondition if c.is_finished)
+ACTIVE_TRIAL = frozenset(s.value for s in TrialState if s.is_active)
+#: How long delete_experiment() waits for a running experiment to stop.
 STOP_WAIT_SECONDS = 60.0
 #: How long wait_for_experiment_condition() watches an unfinished experiment that nothing
-#: runs before it gives up (NotRunningError).
+#: runs before it gives up (NotRunningError; embedded mode only).
 NOT_RUNNING_GRACE_SECONDS = 5.0
+#: Seconds between looks while tune() or run_experiment() waits for a server's run, and while
+#: get_job_logs(follow=True) waits for more output.
+POLL_SECONDS = 0.5
+LOG_POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -118,16 +126,27 @@ class KatibClient:
     """Create, run, watch and inspect hyperparameter tuning experiments.
 
     ``KatibClient()`` works on the local database (``db``, else ``KATIB_DB``, else
-    ``$KATIB_HOME/katib.db``); ``KatibClient(url, token)`` will talk to a ``katib server``.
+    ``$KATIB_HOME/katib.db``) with no server; ``KatibClient(url, token)`` works through the
+    ``katib server`` at ``url``, with the rights of ``token`` in its namespaces. Every method
+    gives the same result in both modes; the server's controller runs experiments in remote
+    mode, this process in embedded mode.
+
+    Through a server every method may also raise, besides what it documents:
+    ``UnauthorizedError`` (the token is unknown or revoked), ``ForbiddenError`` (its role may
+    not do this: viewers only read, only owners delete), ``NotFoundError`` for anything in a
+    namespace the token has no role in, and ``ServerUnreachableError`` (a
+    ``TemporaryError``: the server does not answer).
 
     Args:
-        url: A Katib server's URL (remote mode; not available yet).
-        token: The API token for ``url``.
+        url: A Katib server's URL, as ``http://127.0.0.1:8080`` (remote mode).
+        token: The API token for ``url`` (default: ``KATIB_TOKEN``).
         namespace: The namespace methods use when they are not given one.
         db: Database URL or SQLite path (embedded mode).
 
     Raises:
-        RemoteModeUnavailableError: ``url`` or ``token`` was given.
+        InvalidArgumentError: both ``url`` and ``db``, or a token without a URL.
+        UnauthorizedError: ``url`` without a token (none given, ``KATIB_TOKEN`` unset).
+        KatibError: ``url`` is not an http(s) URL.
         StorageError: the database cannot be opened.
     """
 
@@ -139,19 +158,50 @@ class KatibClient:
         namespace: str = "default",
         db: str | None = None,
     ) -> None:
-        if url is not None or token is not None:
-            raise RemoteModeUnavailableError(
-                "KatibClient(url, token): the SDK's remote mode (through a katib server) is not "
-                "available yet; use KatibClient() (or KatibClient(db=URL)) to work on the "
-                "database directly"
-            )
+        if not isinstance(namespace, str) or not namespace:
+            raise InvalidArgumentError(f"namespace: expected a non-empty string, got {namespace!r}")
         self.namespace = namespace
-        self.db_url = normalize_url(db) if db else default_url()
-        self._storage = Storage.open(self.db_url)
+        self._local: LocalBackend | None
+        self._backend: Backend
+        if url is None:
+            if token is not None:
+                raise InvalidArgumentError(
+                    "token: given without a server URL; KatibClient(url, token) works through "
+                    "a katib server, KatibClient() on the database"
+                )
+            #: The database of embedded mode (None in remote mode).
+            self.db_url: str | None = normalize_url(db) if db else default_url()
+            #: The server of remote mode (None in embedded mode).
+            self.url: str | None = None
+            self._local = LocalBackend(Storage.open(self.db_url), url=self.db_url)
+            self._backend = self._local
+        else:
+            if not isinstance(url, str):
+                raise InvalidArgumentError(f"url: expected a server URL, got {url!r}")
+            if db is not None:
+                raise InvalidArgumentError(
+                    "give a server URL (remote mode) or db (embedded mode), not both"
+                )
+            self.db_url = None
+            self._local = None
+            remote = RemoteBackend(url, token or os.environ.get("KATIB_TOKEN"))
+            self.url = remote.url
+            self._backend = remote
+
+    @property
+    def remote(self) -> bool:
+        """Whether the client works through a server."""
+        return self._local is None
+
+    @property
+    def _storage(self) -> Storage:
+        """The database (embedded mode only)."""
+        assert self._local is not None, "embedded mode only"
+        return self._local.storage
 
     def close(self) -> None:
-        """Release database connections (runs in background threads keep going)."""
-        self._storage.close()
+        """Release database or HTTP connections (runs in background threads keep going)."""
+        self._backend.close()
 
     def __enter__(self) -> KatibClient:
         return self
@@ -166,11 +216,17 @@ class KatibClient:
         experiment: str | os.PathLike[str] | Mapping[str, Any] | Experiment,
         namespace: str | None = None,
     ) -> dict[str, Any]:
-        """Validate and store an experiment (condition Created); run it with run_experiment().
+        """Validate and store an experiment (condition Created).
+
+        Embedded, run it with run_experiment(); a server starts it at once. The experiment is
+        validated here first, so an invalid one raises the same errors in both modes.
 
         Args:
             experiment: A YAML file's path (one experiment), a Katib Experiment document
-                (camelCase dict), or an :class:`~katib.spec.Experiment`.
+                (camelCase dict), or an :class:`~katib.spec.Experiment`. The trial template's
+                relative paths resolve against the file's folder (through a server: that
+                folder on the server's machine, so give paths the server can see); for a dict
+                or model, against the current folder (the server's work folder remotely).
             namespace: Overrides ``metadata.namespace``; without either, the client's.
 
         Returns:
@@ -178,10 +234,15 @@ class KatibClient:
 
         Raises:
             InvalidExperimentError: with every problem and its field path.
+            InvalidArgumentError: ``experiment`` is none of the above, or a file holds
+                several experiments.
             ConflictError: an experiment of that name exists in the namespace.
             NotRunnableError: it is valid but cannot run here (NAS).
+            ForbiddenError: (remote) a viewer token; nothing is stored.
+            NotFoundError: (remote) the token has no role in the namespace.
         """
-        source_dir = os.getcwd()
+        source_dir: str | None = None
+        source: str | None = None
         if isinstance(experiment, str | os.PathLike):
             path = Path(experiment)
             loaded = load_experiments(path)
@@ -191,19 +252,20 @@ class KatibClient:
                     "(`katib run` runs a file of several side by side)"
                 )
             document: Any = loaded[0].to_wire()
-            source_dir = str(path.resolve().parent)
-            source = str(path)
+            source_dir, source = str(path.resolve().parent), str(path)
         elif isinstance(experiment, Experiment):
-            document, source = experiment.to_wire(), None
+            document = experiment.to_wire()
         elif isinstance(experiment, Mapping):
-            document, source = _plain(experiment), None
+            document = _plain(experiment)
         else:
             raise InvalidArgumentError(
                 "experiment must be a YAML file path, a dict or a katib.spec.Experiment, "
                 f"got {type(experiment).__name__}"
             )
-        record = self._store(document, namespace, source_dir, source)
-        return service.experiment_view(self._storage, record)
+        exp = self._validated(document, namespace, source)
+        if source_dir is None and self._local is not None:
+            source_dir = os.getcwd()
+        return self._backend.create_experiment(exp.to_wire(), source_dir=source_dir)
 
     def tune(
         self,
@@ -232,10 +294,14 @@ class KatibClient:
     ) -> dict[str, Any]:
         """Tune a Python function: each trial calls ``objective(parameters)`` in its own process.
 
-        The function's source is written into a script under
-        ``$KATIB_HOME/functions/<namespace>/<name>/``, so it must be self-contained (imports
-        inside it). Trials run in the current folder. The function reports metrics in any of
-        three ways: printing ``name=value`` lines (the StdOut collector reads them), calling
+        As Katib's SDK does, the function's source (not a pickle) is shipped, so it must be
+        self-contained (imports inside it). Embedded, the source is written into a script
+        under ``$KATIB_HOME/functions/<namespace>/<name>/`` and trials run in the current
+        folder, with this Python. Through a server, the source travels inside the experiment
+        (the trial container's command is ``python -u -c <script>``) and trials run as
+        processes on the server's machine, in its work folder, with its Python; only owner
+        and editor tokens may. The function reports metrics in any of three ways: printing
+        ``name=value`` lines (the StdOut collector reads them), calling
         ``katib.report_metrics({...})``, or returning a dict of metrics (or one number: the
         objective metric's value).
 
@@ -245,7 +311,8 @@ class KatibClient:
             parameters: ``{name: search.double(...) | search.int(...) | search.categorical(...)
                 | a fixed value}``; the function gets every entry, tuned ones with a value of
                 this trial (float, int, or the list's own value).
-            base_image: The container image on a cluster (locally, this Python runs trials).
+            base_image: The container image on a cluster (locally, the Python that runs
+                katib runs trials).
             namespace: Defaults to the client's.
             env_per_trial: Environment variables for each trial (``{name: value}``).
             algorithm_name: ``random``, ``tpe``, ``grid``, ``bayesianoptimization``, ...
@@ -260,13 +327,16 @@ class KatibClient:
             resources_per_trial: ``{"cpu": "2", "memory": "1Gi", "gpu": "1"}``; locally
                 cpu sets math libraries' threads and gpu hands out GPUs.
             retain_trials: Katib's ``retain`` of the trial template.
-            packages_to_install: Locally nothing is installed: trials use this Python, and the
-                packages must already be installed in it (checked here).
-            pip_index_url: Accepted for Katib compatibility; unused locally.
+            packages_to_install: Nothing is installed: trials use the Python that runs them,
+                which must have these packages. Embedded, that is this Python, checked here;
+                through a server, each trial checks the server's Python first and fails
+                with a message naming the missing ones.
+            pip_index_url: Accepted for Katib compatibility; unused.
             metrics_collector_config: ``{"kind": "StdOut"}`` (default) or ``{"kind": "Push"}``.
-            wait: Run the experiment to its end before returning (default); with False it
+            wait: Return when the experiment has finished (default). With False, embedded it
                 runs in a background thread of this process (which then waits for it before
-                exiting; stop_experiment() ends it early).
+                exiting); through a server it returns at once. stop_experiment() ends it
+                early.
 
         Returns:
             The Katib Experiment (a dict with ``status``), finished when ``wait``.
@@ -274,34 +344,44 @@ class KatibClient:
         Raises:
             ObjectiveFunctionError: the function cannot run as trials (a lambda, no source,
                 names defined outside it, not one argument).
-            InvalidArgumentError: ``parameters`` or another argument is unusable, or
-                ``packages_to_install`` are not installed.
+            InvalidArgumentError: ``parameters`` or another argument is unusable,
+                ``packages_to_install`` are not installed (embedded), or (remote) the
+                function's script is too long for one command-line argument (128 KiB).
             InvalidExperimentError: the resulting experiment is invalid (field errors).
             ConflictError: the experiment exists already.
-            KeyboardInterrupt: interrupted while waiting; the trials were stopped and
-                run_experiment() resumes it.
+            ForbiddenError: (remote) a viewer token; nothing is stored.
+            NotFoundError: (remote) the token has no role in the namespace.
+            KeyboardInterrupt: interrupted while waiting. Embedded, the trials were stopped
+                and run_experiment() resumes it; a server keeps running it.
         """
-        del pip_index_url  # nothing is installed locally
+        del pip_index_url  # nothing is installed
         ns = namespace or self.namespace
         for what, value in (("name", name), ("namespace", ns)):
             if not isinstance(value, str) or not value:
                 raise InvalidArgumentError(f"{what}: expected a non-empty string, got {value!r}")
         params = check_parameters(parameters)
         source = function_source(objective)
-        if packages_to_install:
-            missing = missing_packages(list(packages_to_install))
+        packages = check_requirements(packages_to_install or [])
+        if packages and self._local is not None:
+            missing = missing_packages(packages)
             if missing:
                 raise InvalidArgumentError(
                     "packages_to_install: trials run in this Python environment "
                     f"({sys.executable}), which does not have {', '.join(missing)}; install "
                     "them first (pip install ...)"
                 )
+        call_spec = trial_call_spec(params, objective_metric_name)
         script = functions_dir(ns, name) / SCRIPT_NAME
+        if self._local is None:
+            text = script_text(source, call_spec, ns, name, inline=True, packages=packages)
+            command = inline_command(text)
+        else:
+            command = ["python", "-u", str(script)]
         document = build_experiment(
             name=name,
             namespace=ns,
             parameters=params,
-            script=script,
+            command=command,
             base_image=base_image,
             env_per_trial=env_per_trial,
             algorithm_name=algorithm_name,
@@ -317,11 +397,15 @@ class KatibClient:
             retain_trials=retain_trials,
             metrics_collector_config=metrics_collector_config,
         )
-        call_spec = trial_call_spec(params, objective_metric_name)
+        exp = self._validated(document, ns, None)
+        if self._local is None:
+            created = self._backend.create_experiment(exp.to_wire())
+            logger.info("experiment %s/%s created on %s", ns, name, self._backend.location)
+            return self._wait_finished(ns, name) if wait else created
         # Stored held, so that no controller (a server on this database) starts a trial
         # before its script exists.
         holder = new_owner_id()
-        record = self._store(document, ns, os.getcwd(), None, owner=holder)
+        record = self._storage.create_experiment(exp, source_dir=os.getcwd(), owner=holder)
         try:
             script.parent.mkdir(parents=True, exist_ok=True)
             script.write_text(script_text(source, call_spec, ns, name))
@@ -336,15 +420,17 @@ class KatibClient:
     def run_experiment(
         self, name: str, namespace: str | None = None, *, wait: bool = True
     ) -> dict[str, Any]:
-        """Run a stored experiment (created, interrupted or restarted) to its end, here.
+        """Run a stored experiment (created, interrupted or restarted) to its end.
 
-        Embedded mode's counterpart of the controller: what ``katib run`` does for a file.
+        Embedded, it runs here, as ``katib run`` does for a file. Through a server, the
+        server's controller runs it already: this only waits for it (``wait``).
 
         Args:
             name: The experiment.
             namespace: Defaults to the client's.
-            wait: Return when it has finished (default); with False it runs in a background
-                thread of this process (which then waits for it before exiting).
+            wait: Return when it has finished (default). With False, embedded it runs in a
+                background thread of this process (which then waits for it before
+                exiting); through a server it returns at once.
 
         Returns:
             The Katib Experiment (a dict with ``status``).
@@ -352,43 +438,57 @@ class KatibClient:
         Raises:
             NotFoundError: no such experiment.
             ConflictError: it finished already (edit_experiment_budget() restarts one whose
-                resumePolicy allows it), or something else runs it.
-            KeyboardInterrupt: interrupted while waiting; the trials were stopped and running
-                it again resumes it.
+                resumePolicy allows it), or (embedded) something else runs it.
+            KeyboardInterrupt: interrupted while waiting. Embedded, the trials were stopped
+                and running it again resumes it; a server keeps running it.
         """
-        record = self._record(name, namespace)
-        where = f"{record.namespace}/{record.name}"
-        if record.condition.is_finished:
-            raise ConflictError(
-                f"experiment {where} already finished ({record.condition.value}); to run more "
-                "trials give it a larger budget with edit_experiment_budget() (resumePolicy "
-                "LongRunning or FromVolume)"
-            )
+        ns = namespace or self.namespace
+        if self._local is None:
+            experiment = self._backend.get_experiment(ns, name)
+            _refuse_finished(ns, name, experiment["status"]["condition"])
+            return self._wait_finished(ns, name) if wait else experiment
+        record = self._record(name, ns)
+        _refuse_finished(ns, name, record.condition.value)
         check_runnable(record.spec)
         return self._start(record, wait=wait)
 
     def stop_experiment(self, name: str, namespace: str | None = None) -> None:
         """Stop a running experiment: its trials are killed and it ends as Succeeded.
 
+        It has ended when this returns, or (when a controller elsewhere runs it, or a
+        server) within seconds.
+
         Raises:
             NotFoundError: no such experiment.
             ConflictError: it has finished already.
+            ForbiddenError: (remote) a viewer token.
         """
-        record = self._record(name, namespace)
+        ns = namespace or self.namespace
+        if self._local is None:
+            self._backend.stop_experiment(ns, name)
+            return
+        record = self._record(name, ns)
         running = self._running_here(record) is not None or service.run_elsewhere(record)
         service.stop_experiment(self._storage, record, running=running)
 
     def delete_experiment(self, name: str, namespace: str | None = None) -> None:
         """Delete an experiment with its trials, metrics, logs and function script.
 
-        An experiment this process runs is stopped first; one that another process runs is
-        refused.
+        Embedded, an experiment this process runs is stopped first and one that another
+        process runs is refused. Through a server, an unfinished experiment is stopped
+        first, and deleted once it has ended (waiting up to a minute).
 
         Raises:
             NotFoundError: no such experiment.
-            ConflictError: another process runs it (stop it first).
+            ConflictError: another process runs it (embedded: stop it first), or it did not
+                stop in time.
+            ForbiddenError: (remote) not an owner token; nothing was changed.
         """
-        record = self._record(name, namespace)
+        ns = namespace or self.namespace
+        if self._local is None:
+            self._delete_remote(ns, name)
+            return
+        record = self._record(name, ns)
         where = f"{record.namespace}/{record.name}"
         local = self._running_here(record)
         if local is not None:
@@ -417,8 +517,7 @@ class KatibClient:
 
         A running experiment picks the new budget up within seconds. A finished one whose
         resumePolicy is LongRunning or FromVolume is restarted, as in Katib: it becomes
-        Restarting, and (embedded mode having no background controller) run_experiment()
-        runs the new trials.
+        Restarting; a server then runs the new trials, and embedded run_experiment() does.
 
         Returns:
             The Katib Experiment (a dict with ``status``).
@@ -426,27 +525,28 @@ class KatibClient:
         Raises:
             InvalidArgumentError: no count was given.
             InvalidExperimentError: the counts break the experiment's rules.
+            NotFoundError: no such experiment.
             ConflictError: a finished experiment cannot restart (resumePolicy Never, or
                 maxTrialCount not above the trials already run).
+            ForbiddenError: (remote) a viewer token.
         """
-        if max_trial_count is None and parallel_trial_count is None and (
-            max_failed_trial_count is None
-        ):
+        counts: BudgetCounts = {}
+        if max_trial_count is not None:
+            counts["max_trial_count"] = max_trial_count
+        if parallel_trial_count is not None:
+            counts["parallel_trial_count"] = parallel_trial_count
+        if max_failed_trial_count is not None:
+            counts["max_failed_trial_count"] = max_failed_trial_count
+        if not counts:
             raise InvalidArgumentError(
                 "give max_trial_count, parallel_trial_count or max_failed_trial_count to change "
                 "the experiment's trial budget"
             )
-        record = self._record(name, namespace)
-        counts = {
-            "max_trial_count": max_trial_count,
-            "parallel_trial_count": parallel_trial_count,
-            "max_failed_trial_count": max_failed_trial_count,
-        }
-        if record.condition.is_finished:
-            record = service.restart_experiment(self._storage, record, **counts)
-        else:
-            record = service.apply_budget(self._storage, record, **counts)
-        return service.experiment_view(self._storage, record)
+        ns = namespace or self.namespace
+        experiment = self._backend.get_experiment(ns, name)
+        if experiment["status"]["condition"] in FINISHED:
+            return self._backend.restart_experiment(ns, name, counts)
+        return self._backend.edit_budget(ns, name, counts)
 
     # Watching -----------------------------------------------------------------------------
 
@@ -456,12 +556,17 @@ class KatibClient:
         Raises:
             NotFoundError: no such experiment.
         """
-        return service.experiment_view(self._storage, self._record(name, namespace))
+        return self._backend.get_experiment(namespace or self.namespace, name)
 
     def list_experiments(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        """The experiments of a namespace (default: the client's), oldest first."""
-        records = self._storage.list_experiments(namespace or self.namespace)
-        return [service.experiment_view(self._storage, r) for r in records]
+        """The experiments of a namespace (default: the client's), oldest first.
+
+        Archived experiments (a server's dashboard can archive finished ones) are left out.
+
+        Raises:
+            NotFoundError: (remote) the token has no role in the namespace.
+        """
+        return self._backend.list_experiments(namespace or self.namespace)
 
     def get_experiment_conditions(
         self,
@@ -476,6 +581,9 @@ class KatibClient:
             namespace: Defaults to the client's.
             experiment: An experiment already fetched with get_experiment() (then nothing is
                 read again).
+
+        Raises:
+            NotFoundError: no such experiment.
         """
         if experiment is None:
             experiment = self.get_experiment(name, namespace)
@@ -527,14 +635,16 @@ class KatibClient:
             The Katib Experiment (a dict with ``status``).
 
         Raises:
+            InvalidArgumentError: ``expected_condition`` is not a condition.
+            NotFoundError: no such experiment.
             ExperimentTimeoutError: the condition was not reached within ``timeout``
                 (a ``TimeoutError``).
             ExperimentFailedError: the experiment Failed while another condition was expected
                 (a ``RuntimeError``).
-            NotRunningError: the experiment has not finished and nothing has run it for a
-                few seconds (embedded mode has no background controller: call
-                run_experiment()).
-            KatibError: this process's background run of it crashed.
+            NotRunningError: (embedded) the experiment has not finished and nothing has run
+                it for a few seconds (embedded mode has no background controller: call
+                run_experiment()). A server runs every experiment, so remote mode waits.
+            KatibError: (embedded) this process's background run of it crashed.
         """
         if expected_condition not in CONDITIONS:
             raise InvalidArgumentError(
@@ -544,23 +654,24 @@ class KatibClient:
         deadline = time.monotonic() + timeout
         idle_since: float | None = None
         while True:
-            record = self._record(name, ns)
-            experiment = service.experiment_view(self._storage, record)
+            experiment = self._backend.get_experiment(ns, name)
+            status = experiment["status"]
             conditions = self.get_experiment_conditions(name, ns, experiment)
             reached = {c["type"] for c in conditions if c.get("status") == "True"}
             if expected_condition in reached:
                 return experiment
             if "Failed" in reached:
                 raise ExperimentFailedError(
-                    f"experiment {ns}/{name} Failed ({record.message}) while waiting for "
-                    f"{expected_condition}"
+                    f"experiment {ns}/{name} Failed ({status.get('message')}) while waiting "
+                    f"for {expected_condition}"
                 )
-            idle_since = self._check_progress(record, idle_since)
+            if self._local is not None:
+                idle_since = self._check_progress(self._record(name, ns), idle_since)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ExperimentTimeoutError(
                     f"experiment {ns}/{name} did not reach {expected_condition} within "
-                    f"{timeout:g} s (it is {record.condition.value})"
+                    f"{timeout:g} s (it is {status['condition']})"
                 )
             time.sleep(min(polling_interval, remaining))
 
@@ -574,20 +685,12 @@ class KatibClient:
             (``[ParameterAssignment(name, value)]``, values as text as the trial got them) and
             ``observation.metrics`` (``[Metric(name, min, max, latest)]``); ``.parameters`` is
             the assignments as a dict.
+
+        Raises:
+            NotFoundError: no such experiment.
         """
-        record = self._record(name, namespace)
-        best = service.best_trial(self._storage, record)
-        if best is None or not best.metrics:
-            return None
-        return OptimalTrial(
-            best_trial_name=best.name,
-            parameter_assignments=[
-                ParameterAssignment(k, v) for k, v in best.assignments.items()
-            ],
-            observation=Observation(
-                [Metric(m.name, m.min, m.max, m.latest) for m in best.metrics.values()]
-            ),
-        )
+        best = OptimalTrial.from_json(self._backend.best_trial(namespace or self.namespace, name))
+        return best if best is not None and best.observation.metrics else None
 
     def get_trial(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         """The Katib Trial (a camelCase dict with ``status``).
@@ -595,9 +698,7 @@ class KatibClient:
         Raises:
             NotFoundError: no such trial.
         """
-        trial = self._storage.get_trial(namespace or self.namespace, name)
-        experiment = self._storage.get_experiment_by_id(trial.experiment_id)
-        return trial_json(trial, experiment.name)
+        return self._backend.get_trial(namespace or self.namespace, name)
 
     def list_trials(
         self, experiment_name: str | None = None, namespace: str | None = None
@@ -609,17 +710,21 @@ class KatibClient:
         """
         ns = namespace or self.namespace
         if experiment_name is not None:
-            records = [self._record(experiment_name, ns)]
-        else:
-            records = self._storage.list_experiments(ns)
+            return self._backend.list_trials(ns, experiment_name)
         return [
-            trial_json(t, r.name) for r in records for t in self._storage.list_trials(r.id)
+            trial
+            for experiment in self._backend.list_experiments(ns)
+            for trial in self._backend.list_trials(ns, experiment["metadata"]["name"])
         ]
 
     def get_success_trial_details(
         self, experiment_name: str | None = None, namespace: str | None = None
     ) -> list[dict[str, Any]]:
-        """Succeeded trials as ``{"name", "parameter_assignments", "metrics"}`` (Katib's)."""
+        """Succeeded trials as ``{"name", "parameter_assignments", "metrics"}`` (Katib's).
+
+        Raises:
+            NotFoundError: the experiment does not exist.
+        """
         return [
             {
                 "name": t["metadata"]["name"],
@@ -636,10 +741,13 @@ class KatibClient:
         Raises:
             NotFoundError: no such trial.
         """
-        trial = self._storage.get_trial(namespace or self.namespace, name)
         return [
-            MetricLog(_time_stamp(p.timestamp), LoggedMetric(p.metric_name, p.value), p.step)
-            for p in self._storage.get_observations(trial.id)
+            MetricLog(
+                str(point["timeStamp"]),
+                LoggedMetric(str(point["metric"]["name"]), float(point["metric"]["value"])),
+                point.get("step"),
+            )
+            for point in self._backend.trial_observations(namespace or self.namespace, name)
         ]
 
     def get_job_logs(self, name: str, namespace: str | None = None, follow: bool = False) -> str:
@@ -657,15 +765,19 @@ class KatibClient:
         Raises:
             NotFoundError: no such trial, or its log was removed.
         """
-        trial = self._storage.get_trial(namespace or self.namespace, name)
-        path = service.trial_log_path(self._storage, trial)
+        ns = namespace or self.namespace
         if follow:
-            return self._follow(trial, path)
-        if not path.exists():
-            if trial.started_at is None:
-                return ""
-            raise NotFoundError(f"no log for trial {trial.namespace}/{name} (looked in {path})")
-        return path.read_text(errors="replace")
+            return self._follow(ns, name)
+        chunks: list[bytes] = []
+        while True:
+            chunk = self._backend.trial_log(ns, name, sum(len(c) for c in chunks))
+            if chunk is None:
+                if self._backend.get_trial(ns, name)["status"].get("startTime") is None:
+                    return ""
+                raise NotFoundError(f"no log for trial {ns}/{name}")
+            if not chunk:
+                return b"".join(chunks).decode(errors="replace")
+            chunks.append(chunk)
 
     get_trial_logs = get_job_logs
 
@@ -675,17 +787,12 @@ class KatibClient:
         return self._storage.get_experiment(namespace or self.namespace, name)
 
     def _key(self, record: ExperimentRecord) -> tuple[str, str, str]:
-        return (self.db_url, record.namespace, record.name)
+        return (self.db_url or "", record.namespace, record.name)
 
-    def _store(
-        self,
-        document: dict[str, Any],
-        namespace: str | None,
-        source_dir: str,
-        source: str | None,
-        *,
-        owner: str | None = None,
-    ) -> ExperimentRecord:
+    def _validated(
+        self, document: dict[str, Any], namespace: str | None, source: str | None
+    ) -> Experiment:
+        """The experiment, validated here (both modes), in ``namespace`` or the client's."""
         metadata = document.setdefault("metadata", {})
         if isinstance(metadata, dict):  # anything else is reported by parse_experiment
             if namespace:
@@ -694,7 +801,40 @@ class KatibClient:
                 metadata["namespace"] = self.namespace
         exp = parse_experiment(document, source)
         check_runnable(exp)
-        return self._storage.create_experiment(exp, source_dir=source_dir, owner=owner)
+        return exp
+
+    def _wait_finished(self, namespace: str, name: str) -> dict[str, Any]:
+        """The experiment once it has finished (a server runs it), however long it takes."""
+        while True:
+            experiment = self._backend.get_experiment(namespace, name)
+            if experiment["status"]["condition"] in FINISHED:
+                return experiment
+            time.sleep(POLL_SECONDS)
+
+    def _delete_remote(self, namespace: str, name: str) -> None:
+        # Deleting first: a token that may not delete (an editor) is refused before anything
+        # is stopped. The server refuses (409) while its controller still runs it.
+        try:
+            self._backend.delete_experiment(namespace, name)
+            return
+        except ConflictError:
+            pass
+        try:
+            self._backend.stop_experiment(namespace, name)
+        except ConflictError:
+            pass  # it finished meanwhile
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while True:
+            time.sleep(POLL_SECONDS)
+            try:
+                self._backend.delete_experiment(namespace, name)
+                return
+            except ConflictError as e:
+                if time.monotonic() > deadline:
+                    raise ConflictError(
+                        f"experiment {namespace}/{name} did not stop within "
+                        f"{STOP_WAIT_SECONDS:g} s; try again"
+                    ) from e
 
     def _has_condition(
         self,
@@ -783,27 +923,40 @@ class KatibClient:
         finally:
             local.finished.set()
 
-    def _follow(self, trial: TrialRecord, path: Path) -> str:
-        chunks: list[str] = []
-        while not path.exists():
-            if not self._storage.get_trial(trial.namespace, trial.name).state.is_active:
-                return ""
-            time.sleep(0.2)
-        with open(path, encoding="utf-8", errors="replace") as f:
-            while True:
-                chunk = f.read()
-                if chunk:
-                    chunks.append(chunk)
-                    sys.stdout.write(chunk)
-                    sys.stdout.flush()
-                    continue
-                if not self._storage.get_trial(trial.namespace, trial.name).state.is_active:
-                    rest = f.read()
-                    chunks.append(rest)
-                    sys.stdout.write(rest)
-                    sys.stdout.flush()
-                    return "".join(chunks)
-                time.sleep(0.2)
+    def _follow(self, namespace: str, name: str) -> str:
+        """Print the trial's output as it comes, until it has ended; all of it."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parts: list[str] = []
+        offset = 0
+
+        def emit(text: str) -> None:
+            if text:
+                parts.append(text)
+                sys.stdout.write(text)
+                sys.stdout.flush()
+
+        while True:
+            # The state is read before the log: once it is seen ended, the log is complete.
+            trial = self._backend.get_trial(namespace, name)
+            active = trial["status"]["condition"] in ACTIVE_TRIAL
+            chunk = self._backend.trial_log(namespace, name, offset)
+            if chunk:
+                offset += len(chunk)
+                emit(decoder.decode(chunk))
+                continue
+            if not active:
+                emit(decoder.decode(b"", final=True))
+                return "".join(parts)
+            time.sleep(LOG_POLL_SECONDS)
+
+
+def _refuse_finished(namespace: str, name: str, condition: str) -> None:
+    if condition in FINISHED:
+        raise ConflictError(
+            f"experiment {namespace}/{name} already finished ({condition}); to run more "
+            "trials give it a larger budget with edit_experiment_budget() (resumePolicy "
+            "LongRunning or FromVolume)"
+        )
 
 
 def _plain(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -812,11 +965,3 @@ def _plain(document: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("metadata"), Mapping):
         out["metadata"] = dict(out["metadata"])
     return out
-
-
-def _time_stamp(ts: float) -> str:
-    return (
-        datetime.fromtimestamp(ts, tz=UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )

@@ -33,6 +33,3 @@ class NotRunningError(KatibError):
     or ``tune()`` (or ``katib run`` in another process) drives it.
     """
 
-
-class RemoteModeUnavailableError(KatibError, NotImplementedError):
-    """``KatibClient(url, token)``: the SDK cannot talk to a ``katib server`` yet."""

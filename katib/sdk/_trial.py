@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from katib._push import ReportError, report_metrics
+
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def run_trial(
@@ -111,3 +114,40 @@ def report(metrics: Mapping[str, float]) -> None:
         return
     for name, value in metrics.items():
         print(f"{name}={value!r}")
+
+
+def requirement_name(requirement: str) -> str | None:
+    """The distribution a requirement (``pkg``, ``pkg>=1.2``, ``pkg[extra]``) names."""
+    match = _REQUIREMENT_NAME.match(requirement)
+    return match.group(1) if match else None
+
+
+def missing_packages(requirements: Sequence[str]) -> list[str]:
+    """The requirements whose distribution is not installed in this Python."""
+    from importlib import metadata  # only trials that name packages pay for it
+
+    missing = []
+    for requirement in requirements:
+        name = requirement_name(requirement)
+        try:
+            if name is None:
+                raise metadata.PackageNotFoundError(requirement)
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            missing.append(requirement)
+    return missing
+
+
+def require_packages(requirements: Sequence[str]) -> None:
+    """End the trial with a message naming ``packages_to_install`` this Python lacks.
+
+    Through a server, the client cannot see the Python that runs the trials, so the trial
+    checks for itself before calling the function.
+    """
+    missing = missing_packages(requirements)
+    if missing:
+        sys.exit(
+            f"katib: packages_to_install: {', '.join(missing)} not installed in the Python "
+            f"that runs the trials ({sys.executable}); install them there (pip install ...), "
+            "then run the experiment again"
+        )

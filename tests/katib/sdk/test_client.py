@@ -24,7 +24,6 @@ from katib.sdk import (
     InvalidArgumentError,
     NotRunningError,
     ObjectiveFunctionError,
-    RemoteModeUnavailableError,
 )
 from katib.sdk import _client as client_module
 from katib.spec import parse_experiment
@@ -413,7 +412,7 @@ def test_stop_and_delete_a_background_run(
     assert [e["metadata"]["name"] for e in client.list_experiments()] == ["stopme"]
 
 
-def test_unknown_names_remote_mode_and_separate_databases(
+def test_unknown_names_mode_arguments_and_separate_databases(
     client: KatibClient, tmp_path: Path
 ) -> None:
     with pytest.raises(NotFoundError):
@@ -422,8 +421,10 @@ def test_unknown_names_remote_mode_and_separate_databases(
         client.get_trial_metrics("nope-123")
     with pytest.raises(InvalidArgumentError, match="expected_condition"):
         client.wait_for_experiment_condition("nope", expected_condition="Done")
-    with pytest.raises(RemoteModeUnavailableError, match="remote mode"):
-        KatibClient("http://127.0.0.1:8080", "token")
+    with pytest.raises(InvalidArgumentError, match="without a server URL"):
+        KatibClient(token="token")
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        KatibClient("http://127.0.0.1:8080", "token", db=str(tmp_path / "x.db"))
     other = KatibClient(db=str(tmp_path / "other.db"), namespace="team-b")
     try:
         assert other.db_url.endswith("other.db") and other.db_url != client.db_url
