@@ -14,19 +14,28 @@ import time
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import yaml
 from rich.console import Console
-from rich.table import Table
 
+from katib.cli._options import (
+    backend_options,
+    namespace_option,
+    output_option,
+)
 from katib.errors import (
     ConflictError,
+    ForbiddenError,
     InvalidExperimentError,
     KatibError,
     NotFoundError,
+    UnauthorizedError,
 )
+
+if TYPE_CHECKING:
+    from katib.client import Backend, BudgetCounts
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -60,7 +69,7 @@ def _user_errors(func: F) -> F:
             for error in e.errors:
                 _err.print(f"{e.source + ': ' if e.source else ''}{error}", markup=False)
             sys.exit(EXIT_FAILED)
-        except (NotFoundError, ConflictError) as e:
+        except (NotFoundError, ConflictError, UnauthorizedError, ForbiddenError) as e:
             _fail(str(e), EXIT_USAGE)
         except KatibError as e:
             from katib.controller import NotRunnableError
@@ -85,25 +94,31 @@ def _logs_root() -> Path:
     return katib_home() / "logs"
 
 
-db_option = click.option(
-    "--db",
-    envvar="KATIB_DB",
-    default=None,
-    metavar="URL",
-    help="Database URL or SQLite path (default: $KATIB_HOME/katib.db; env KATIB_DB).",
-)
-namespace_option = click.option(
-    "--namespace", "-n", default="default", show_default=True, help="Namespace."
-)
-output_option = click.option(
-    "-o",
-    "--output",
-    "output_format",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+def _connect(db: str | None, server: str | None, token: str | None) -> Backend:
+    """The database or the server the command works on.
+
+    ``--server`` and ``--db`` exclude each other; when one comes from the command line and
+    the other from the environment (KATIB_DB, KATIB_SERVER), the command line wins.
+    """
+    from katib.client import connect
+
+    if server and db:
+        ctx = click.get_current_context()
+        server_source = ctx.get_parameter_source("server")
+        db_source = ctx.get_parameter_source("db")
+        if server_source == db_source:
+            raise click.UsageError("give either --server or --db, not both")
+        if db_source == click.core.ParameterSource.COMMANDLINE:
+            server = None
+        else:
+            db = None
+    return connect(server=server, token=token, db=db)
+
+
+def _is_remote(backend: Backend) -> bool:
+    from katib.client import RemoteBackend
+
+    return isinstance(backend, RemoteBackend)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -187,7 +202,7 @@ def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: st
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@db_option
+@backend_options
 @click.option(
     "--output",
     "output",
@@ -198,10 +213,20 @@ def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: st
 @click.option("--namespace", "-n", default=None, help="Override metadata.namespace.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_user_errors
-def run(file: str, db: str | None, output: str | None, namespace: str | None, quiet: bool) -> None:
-    """Run the experiment(s) in FILE to the end on this machine.
+def run(
+    file: str,
+    db: str | None,
+    server: str | None,
+    token: str | None,
+    output: str | None,
+    namespace: str | None,
+    quiet: bool,
+) -> None:
+    """Run the experiment(s) in FILE to the end on this machine (or on a --server).
 
-    Running a file again resumes an interrupted experiment and refuses a finished one.
+    Running a file again resumes an interrupted experiment and refuses a finished one. With
+    --server the server runs the trials and this command watches them; Ctrl-C leaves the
+    experiments running there.
     """
     from katib.spec import load_experiments
 
@@ -209,9 +234,56 @@ def run(file: str, db: str | None, output: str | None, namespace: str | None, qu
     if namespace:
         for exp in experiments:
             exp.metadata.namespace = namespace
+    seen = set()
+    for exp in experiments:
+        key = (exp.namespace, exp.name)
+        if key in seen:
+            _fail(f"experiment {exp.namespace}/{exp.name} appears twice in the file", EXIT_USAGE)
+        seen.add(key)
     source_dir = str(Path(file).resolve().parent)
-    code = _run_experiments(experiments, db, source_dir, output, quiet)
+    backend = _connect(db, server, token)
+    if _is_remote(backend):
+        with backend:
+            code = _run_on_server(backend, experiments, source_dir, output, quiet, str(server))
+    else:
+        backend.close()
+        code = _run_experiments(experiments, db, source_dir, output, quiet)
     sys.exit(code)
+
+
+def _run_on_server(
+    backend: Backend,
+    experiments: Sequence[Any],
+    source_dir: str,
+    output: str | None,
+    quiet: bool,
+    server: str,
+) -> int:
+    """Create the experiments on the server (or attach to unfinished ones), then watch."""
+    from katib.cli._watch import Watched, attach, follow
+
+    watched = []
+    for exp in experiments:
+        where = f"{exp.namespace}/{exp.name}"
+        try:
+            current = backend.get_experiment(exp.namespace, exp.name)
+        except NotFoundError:
+            try:
+                current = backend.create_experiment(exp.to_wire(), source_dir=source_dir)
+                watched.append(Watched(exp.namespace, exp.name, current))
+                continue
+            except ConflictError:
+                # Created by someone else since we looked: attach to it as below.
+                current = backend.get_experiment(exp.namespace, exp.name)
+        condition = current["status"]["condition"]
+        if condition in ("Succeeded", "Failed"):
+            raise ConflictError(
+                f"experiment {where} already finished ({condition}); see `katib describe "
+                f"experiment {exp.name} --server ...`, or `katib delete experiment {exp.name} "
+                "--server ...` to run it from scratch"
+            )
+        watched.append(attach(backend, current))
+    return follow(backend, watched, _out(quiet), _err, output, server)
 
 
 def _run_experiments(
@@ -223,19 +295,14 @@ def _run_experiments(
     records: Sequence[Any] | None = None,
 ) -> int:
     from katib.cli._display import LiveProgress
+    from katib.cli._render import print_best
+    from katib.cli._watch import write_best
     from katib.controller import Interrupted, Runner, admit, optimal_trial
     from katib.records import ExperimentCondition
+    from katib.views import best_trial_json
 
     storage = _storage(db)
     if records is None:
-        seen = set()
-        for exp in experiments:
-            key = (exp.namespace, exp.name)
-            if key in seen:
-                _fail(
-                    f"experiment {exp.namespace}/{exp.name} appears twice in the file", EXIT_USAGE
-                )
-            seen.add(key)
         records = [admit(storage, exp, source_dir=source_dir) for exp in experiments]
     console = _out(quiet)
     progress = LiveProgress(console)
@@ -262,36 +329,12 @@ def _run_experiments(
             if run_.best is None
             else run_.best
         )
-        results.append((record, best))
-        _print_best(console, record, best)
+        results.append(best_trial_json(record, best))
+        print_best(console, results[-1], record.message)
     if output:
-        from katib.views import best_trial_json
-
-        payload: Any = [best_trial_json(r, b) for r, b in results]
-        if len(payload) == 1:
-            payload = payload[0]
-        Path(output).write_text(json.dumps(payload, indent=2) + "\n")
-    failed = any(r.condition != ExperimentCondition.SUCCEEDED for r, _ in results)
+        write_best(output, results)
+    failed = any(r["condition"] != ExperimentCondition.SUCCEEDED for r in results)
     return EXIT_FAILED if failed else EXIT_OK
-
-
-def _print_best(console: Console, record: Any, best: Any) -> None:
-    message = f" ({record.message})" if record.message else ""
-    console.print(f"[bold]{record.namespace}/{record.name}[/]: {record.condition.value}{message}")
-    if best is None:
-        console.print("no trial succeeded, so there are no best parameters")
-        return
-    table = Table(title=f"best trial {best.name}", box=None, title_justify="left")
-    table.add_column("parameter")
-    table.add_column("value")
-    for name, value in best.assignments.items():
-        table.add_row(name, value)
-    for metric in best.metrics.values():
-        table.add_row(
-            f"[dim]{metric.name}[/]",
-            f"[dim]min {metric.min:.6g}  max {metric.max:.6g}  latest {metric.latest:.6g}[/]",
-        )
-    console.print(table)
 
 
 # get / describe / best -----------------------------------------------------------------------
@@ -303,82 +346,49 @@ def get() -> None:
 
 
 @get.command("experiments")
-@db_option
+@backend_options
 @click.option("--namespace", "-n", default=None, help="Only this namespace (default: all).")
 @output_option
 @_user_errors
-def get_experiments(db: str | None, namespace: str | None, output_format: str) -> None:
+def get_experiments(
+    db: str | None, server: str | None, token: str | None, namespace: str | None,
+    output_format: str,
+) -> None:
     """List experiments."""
-    from katib.views import experiment_json, list_json
+    from katib.cli._render import experiments_table
 
-    storage = _storage(db)
-    records = storage.list_experiments(namespace)
+    with _connect(db, server, token) as backend:
+        experiments = backend.list_experiments(namespace)
     if output_format == "json":
-        items = [experiment_json(r, storage.count_trials(r.id), _best(storage, r)) for r in records]
-        click.echo(json.dumps(list_json(items), indent=2))
+        click.echo(json.dumps(_list_json(experiments), indent=2))
         return
-    table = Table(box=None)
-    for col in (
-        "NAMESPACE",
-        "NAME",
-        "CONDITION",
-        "TRIALS",
-        "SUCCEEDED",
-        "FAILED",
-        "BEST",
-        "CREATED",
-    ):
-        table.add_column(col)
-    for r in records:
-        from katib.records import TrialState
+    _out().print(experiments_table(experiments))
 
-        counts = storage.count_trials(r.id)
-        best = _best(storage, r)
-        table.add_row(
-            r.namespace,
-            r.name,
-            r.condition.value,
-            str(sum(counts.values())),
-            str(counts.get(TrialState.SUCCEEDED, 0)),
-            str(counts.get(TrialState.FAILED, 0) + counts.get(TrialState.METRICS_UNAVAILABLE, 0)),
-            "" if best is None or best.objective is None else f"{best.objective:.6g}",
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at)),
-        )
-    _out().print(table)
+
+def _list_json(items: Sequence[Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "items": list(items)}
 
 
 @get.command("trials")
 @click.argument("experiment")
-@db_option
+@backend_options
 @namespace_option
 @output_option
 @_user_errors
-def get_trials(experiment: str, db: str | None, namespace: str, output_format: str) -> None:
+def get_trials(
+    experiment: str, db: str | None, server: str | None, token: str | None, namespace: str,
+    output_format: str,
+) -> None:
     """List the trials of EXPERIMENT."""
-    from katib.cli._display import STATE_STYLES, fmt_value
-    from katib.views import list_json, trial_json
+    from katib.cli._render import trials_table
 
-    storage = _storage(db)
-    record = storage.get_experiment(namespace, experiment)
-    trials = storage.list_trials(record.id)
+    with _connect(db, server, token) as backend:
+        exp = backend.get_experiment(namespace, experiment)
+        trials = backend.list_trials(namespace, experiment)
     if output_format == "json":
-        click.echo(json.dumps(list_json(trial_json(t, record.name) for t in trials), indent=2))
+        click.echo(json.dumps(_list_json(trials), indent=2))
         return
-    objective = record.spec.spec.objective.objective_metric_name
-    params = [p.name for p in record.spec.spec.parameters]
-    table = Table(box=None)
-    for col in ("NAME", "STATE", *params, objective, "DURATION", "MESSAGE"):
-        table.add_column(str(col))
-    for t in trials:
-        table.add_row(
-            t.name,
-            f"[{STATE_STYLES.get(t.state, '')}]{t.state.value}[/]",
-            *[t.assignments.get(p or "", "") for p in params],
-            fmt_value(t.objective),
-            "" if t.duration is None else f"{t.duration:.1f}s",
-            "" if t.state.value == "Succeeded" else t.message,
-        )
-    _out().print(table)
+    _out().print(trials_table(exp, trials))
 
 
 @cli.group()
@@ -388,81 +398,46 @@ def describe() -> None:
 
 @describe.command("experiment")
 @click.argument("name")
-@db_option
+@backend_options
 @namespace_option
 @_user_errors
-def describe_experiment(name: str, db: str | None, namespace: str) -> None:
+def describe_experiment(
+    name: str, db: str | None, server: str | None, token: str | None, namespace: str
+) -> None:
     """Show an experiment's spec summary, status, conditions and best trial."""
-    from katib._time import rfc3339
-    from katib.views import trial_counts_json
+    from katib.cli._render import print_experiment
 
-    storage = _storage(db)
-    r = storage.get_experiment(namespace, name)
-    spec = r.spec.spec
-    best = _best(storage, r)
-    out = _out()
-    objective = spec.objective
-    algorithm = spec.algorithm
-    out.print(f"[bold]Name:[/]        {r.name}\n[bold]Namespace:[/]   {r.namespace}")
-    out.print(f"[bold]Condition:[/]   {r.condition.value}  {r.message}")
-    out.print(
-        f"[bold]Objective:[/]   {objective.type} {objective.objective_metric_name}"
-        + (f" (goal {objective.goal:g})" if objective.goal is not None else "")
-    )
-    out.print(
-        f"[bold]Algorithm:[/]   {algorithm.algorithm_name} "
-        + " ".join(f"{s.name}={s.value}" for s in algorithm.algorithm_settings)
-    )
-    out.print(
-        f"[bold]Budget:[/]      maxTrialCount={spec.max_trial_count} "
-        f"parallelTrialCount={spec.parallel_trial_count} "
-        f"maxFailedTrialCount={spec.max_failed_trial_count}"
-    )
-    out.print(
-        f"[bold]Created:[/]     {rfc3339(r.created_at)}   [bold]Started:[/] "
-        f"{rfc3339(r.started_at)}   [bold]Completed:[/] {rfc3339(r.completed_at)}"
-    )
-    counts = trial_counts_json(storage.count_trials(r.id))
-    out.print("[bold]Trials:[/]      " + "  ".join(f"{k}={v}" for k, v in counts.items()))
-    out.print("[bold]Conditions:[/]")
-    for c in r.conditions:
-        out.print(f"  {c.type:<11} {c.status:<6} {c.reason:<34} {c.message}")
-    if best is not None:
-        out.print(f"[bold]Best trial:[/]  {best.name}")
-        for k, v in best.assignments.items():
-            out.print(f"  {k} = {v}")
-        for m in best.metrics.values():
-            out.print(f"  {m.name}: min {m.min:.6g}  max {m.max:.6g}  latest {m.latest:.6g}")
-    events = storage.list_events(r.id)
-    if events:
-        out.print("[bold]Events:[/]")
-        for ev in events[-20:]:
-            out.print(f"  {rfc3339(ev.created_at)} {ev.type} {ev.reason} {ev.message}")
-
-
-def _best(storage: Any, record: Any) -> Any:
-    from katib.service import best_trial
-
-    return best_trial(storage, record)
+    with _connect(db, server, token) as backend:
+        exp = backend.get_experiment(namespace, name)
+        events = backend.list_events(namespace, name)
+    print_experiment(_out(), exp, events)
 
 
 @cli.command()
 @click.argument("name")
-@db_option
+@backend_options
 @namespace_option
 @output_option
 @_user_errors
-def best(name: str, db: str | None, namespace: str, output_format: str) -> None:
+def best(
+    name: str, db: str | None, server: str | None, token: str | None, namespace: str,
+    output_format: str,
+) -> None:
     """Show the optimal trial of experiment NAME."""
-    from katib.views import best_trial_json
+    from katib.cli._render import print_best
 
-    storage = _storage(db)
-    record = storage.get_experiment(namespace, name)
-    trial = _best(storage, record)
+    with _connect(db, server, token) as backend:
+        trial = backend.best_trial(namespace, name)
+        message = "" if output_format == "json" else _message(backend, namespace, name)
     if output_format == "json":
-        click.echo(json.dumps(best_trial_json(record, trial), indent=2))
+        click.echo(json.dumps(trial, indent=2))
         return
-    _print_best(_out(), record, trial)
+    print_best(_out(), trial, message)
+
+
+def _message(backend: Backend, namespace: str, name: str) -> str:
+    message: str = backend.get_experiment(namespace, name)["status"]["message"]
+    return message
 
 
 # logs / delete / stop / edit / restart ---------------------------------------------------------
@@ -470,48 +445,64 @@ def best(name: str, db: str | None, namespace: str, output_format: str) -> None:
 
 @cli.command()
 @click.argument("trial")
-@db_option
+@backend_options
 @click.option("--namespace", "-n", default=None, help="Namespace of the trial.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing output while the trial runs.")
 @_user_errors
-def logs(trial: str, db: str | None, namespace: str | None, follow: bool) -> None:
+def logs(
+    trial: str, db: str | None, server: str | None, token: str | None, namespace: str | None,
+    follow: bool,
+) -> None:
     """Print a trial's output."""
-    storage = _storage(db)
-    if namespace:
-        record = storage.get_trial(namespace, trial)
-    else:
-        found = storage.find_trials(trial)
-        if not found:
-            raise NotFoundError(f"trial {trial} not found")
-        if len(found) > 1:
-            spaces = ", ".join(t.namespace for t in found)
-            _fail(
-                f"trial {trial} exists in several namespaces ({spaces}); use --namespace",
-                EXIT_USAGE,
-            )
-        record = found[0]
-    exp = storage.get_experiment_by_id(record.experiment_id)
-    path = _logs_root() / exp.namespace / exp.name / f"{trial}.log"
-    if not path.exists():
-        if record.state.is_active and follow:
-            while not path.exists() and storage.get_trial(record.namespace, trial).state.is_active:
-                time.sleep(0.2)
-        if not path.exists():
-            _fail(f"no log for trial {trial} (looked in {path})", EXIT_USAGE)
+    with _connect(db, server, token) as backend:
+        if namespace:
+            found = backend.get_trial(namespace, trial)
+        else:
+            matches = backend.find_trials(trial)
+            if not matches:
+                raise NotFoundError(f"trial {trial} not found")
+            if len(matches) > 1:
+                spaces = ", ".join(t["metadata"]["namespace"] for t in matches)
+                _fail(
+                    f"trial {trial} exists in several namespaces ({spaces}); use --namespace",
+                    EXIT_USAGE,
+                )
+            found = matches[0]
+        _print_log(backend, found, follow)
+
+
+def _print_log(backend: Backend, trial: dict[str, Any], follow: bool) -> None:
+    """Copy the trial's log to stdout; with ``follow``, until the trial has ended."""
+    namespace, name = trial["metadata"]["namespace"], trial["metadata"]["name"]
+    pause = 0.5 if _is_remote(backend) else 0.2
+
+    def active() -> bool:
+        condition = backend.get_trial(namespace, name)["status"]["condition"]
+        return condition in ("Created", "Running")
+
     out = sys.stdout.buffer
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                out.write(chunk)
-                continue
+    offset = 0
+    chunk = backend.trial_log(namespace, name)
+    while chunk is None and follow and active():
+        time.sleep(pause)
+        chunk = backend.trial_log(namespace, name)
+    if chunk is None:
+        _fail(f"no log for trial {name} (it has not started, or its log was removed)", EXIT_USAGE)
+    while True:
+        if chunk:
+            out.write(chunk)
+            offset += len(chunk)
+        else:
             out.flush()
-            if not follow or not storage.get_trial(record.namespace, trial).state.is_active:
-                rest = f.read()
-                out.write(rest)
+            if not follow or not active():
+                # The trial has ended: whatever it wrote last is on file now.
+                while chunk := backend.trial_log(namespace, name, offset) or b"":
+                    out.write(chunk)
+                    offset += len(chunk)
                 out.flush()
                 return
-            time.sleep(0.2)
+            time.sleep(pause)
+        chunk = backend.trial_log(namespace, name, offset) or b""
 
 
 @cli.group()
@@ -521,39 +512,28 @@ def delete() -> None:
 
 @delete.command("experiment")
 @click.argument("name")
-@db_option
+@backend_options
 @namespace_option
 @_user_errors
-def delete_experiment(name: str, db: str | None, namespace: str) -> None:
+def delete_experiment(
+    name: str, db: str | None, server: str | None, token: str | None, namespace: str
+) -> None:
     """Delete experiment NAME with its trials, observations, logs and checkpoints."""
-    from katib.controller import owner_alive
-    from katib.service import delete_experiment as delete
-
-    storage = _storage(db)
-    record = storage.get_experiment(namespace, name)
-    if owner_alive(record.owner, record.owner_heartbeat):
-        raise ConflictError(
-            f"experiment {namespace}/{name} is running ({record.owner}); "
-            f"stop it first with `katib stop {name}`"
-        )
-    delete(storage, record)
+    with _connect(db, server, token) as backend:
+        backend.delete_experiment(namespace, name)
     click.echo(f"experiment {namespace}/{name} deleted")
 
 
 @cli.command()
 @click.argument("name")
-@db_option
+@backend_options
 @namespace_option
 @_user_errors
-def stop(name: str, db: str | None, namespace: str) -> None:
+def stop(name: str, db: str | None, server: str | None, token: str | None, namespace: str) -> None:
     """Stop a running experiment: its trials are killed and it ends as Succeeded."""
-    from katib.controller import owner_alive
-    from katib.service import stop_experiment
-
-    storage = _storage(db)
-    record = storage.get_experiment(namespace, name)
-    running = owner_alive(record.owner, record.owner_heartbeat)
-    if stop_experiment(storage, record, running=running):
+    with _connect(db, server, token) as backend:
+        ended = backend.stop_experiment(namespace, name)
+    if ended:
         click.echo(f"experiment {namespace}/{name} stopped")
     else:
         click.echo(f"stop requested for {namespace}/{name}; its controller stops it shortly")
@@ -566,15 +546,30 @@ def _budget_options(func: F) -> F:
     return func
 
 
+def _counts(
+    max_trial_count: int | None, parallel_trial_count: int | None,
+    max_failed_trial_count: int | None,
+) -> BudgetCounts:
+    from katib.client import BudgetCounts
+
+    return BudgetCounts(
+        max_trial_count=max_trial_count,
+        parallel_trial_count=parallel_trial_count,
+        max_failed_trial_count=max_failed_trial_count,
+    )
+
+
 @cli.command()
 @click.argument("name")
-@db_option
+@backend_options
 @namespace_option
 @_budget_options
 @_user_errors
 def edit(
     name: str,
     db: str | None,
+    server: str | None,
+    token: str | None,
     namespace: str,
     max_trial_count: int | None,
     parallel_trial_count: int | None,
@@ -587,24 +582,19 @@ def edit(
             "--max-failed-trial-count",
             EXIT_USAGE,
         )
-    from katib.service import apply_budget
-
-    storage = _storage(db)
-    record = storage.get_experiment(namespace, name)
-    apply_budget(storage, record, max_trial_count=max_trial_count,
-                 parallel_trial_count=parallel_trial_count,
-                 max_failed_trial_count=max_failed_trial_count)
-    spec = record.spec.spec
+    counts = _counts(max_trial_count, parallel_trial_count, max_failed_trial_count)
+    with _connect(db, server, token) as backend:
+        spec = backend.edit_budget(namespace, name, counts)["spec"]
     click.echo(
-        f"experiment {namespace}/{name}: maxTrialCount={spec.max_trial_count} "
-        f"parallelTrialCount={spec.parallel_trial_count} "
-        f"maxFailedTrialCount={spec.max_failed_trial_count}"
+        f"experiment {namespace}/{name}: maxTrialCount={spec.get('maxTrialCount')} "
+        f"parallelTrialCount={spec.get('parallelTrialCount')} "
+        f"maxFailedTrialCount={spec.get('maxFailedTrialCount')}"
     )
 
 
 @cli.command()
 @click.argument("name")
-@db_option
+@backend_options
 @namespace_option
 @_budget_options
 @click.option(
@@ -619,6 +609,8 @@ def edit(
 def restart(
     name: str,
     db: str | None,
+    server: str | None,
+    token: str | None,
     namespace: str,
     max_trial_count: int | None,
     parallel_trial_count: int | None,
@@ -626,19 +618,30 @@ def restart(
     output: str | None,
     quiet: bool,
 ) -> None:
-    """Restart a finished experiment with a larger budget and run it here to its end."""
-    from katib.service import restart_experiment
+    """Restart a finished experiment with a larger budget and run it here to its end.
 
-    storage = _storage(db)
-    record = storage.get_experiment(namespace, name)
-    trials_run = sum(storage.count_trials(record.id).values())
-    new_max = max_trial_count if max_trial_count is not None else record.spec.spec.max_trial_count
-    if record.condition.is_finished and new_max is not None and new_max <= trials_run:
-        _fail(f"--max-trial-count must exceed the {trials_run} trials already run", EXIT_USAGE)
-    record = restart_experiment(
-        storage, record, max_trial_count=max_trial_count,
-        parallel_trial_count=parallel_trial_count, max_failed_trial_count=max_failed_trial_count,
-    )
+    With --server the server runs it and this command watches it to its end.
+    """
+    counts = _counts(max_trial_count, parallel_trial_count, max_failed_trial_count)
+    with _connect(db, server, token) as backend:
+        exp = backend.get_experiment(namespace, name)
+        trials_run = exp["status"]["trials"]
+        new_max = max_trial_count if max_trial_count is not None else exp["spec"].get(
+            "maxTrialCount"
+        )
+        finished = exp["status"]["condition"] in ("Succeeded", "Failed")
+        if finished and new_max is not None and new_max <= trials_run:
+            _fail(f"--max-trial-count must exceed the {trials_run} trials already run", EXIT_USAGE)
+        exp = backend.restart_experiment(namespace, name, counts)
+        if _is_remote(backend):
+            from katib.cli._watch import attach, follow
+
+            watched = [attach(backend, exp)]
+            sys.exit(follow(backend, watched, _out(quiet), _err, output, str(server)))
+        from katib.client import LocalBackend
+
+        assert isinstance(backend, LocalBackend)
+        record = backend.storage.get_experiment(namespace, name)
     sys.exit(_run_experiments([], db, record.source_dir, output, quiet, records=[record]))
 
 

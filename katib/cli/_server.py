@@ -1,7 +1,8 @@
 """``katib server`` and ``katib token create|list|revoke``.
 
 The server serves the REST API and runs every unfinished experiment of its database in the
-background; token commands work on the database directly, like the other commands.
+background; token commands work on the database, or through a server with an admin token,
+like the other commands.
 """
 
 from __future__ import annotations
@@ -12,24 +13,23 @@ import re
 import signal
 import socket
 import sys
-import time
 from types import FrameType
 
 import click
-from rich.table import Table
 
-from katib.cli import EXIT_USAGE, _err, _fail, _logs_root, _out, _storage, _user_errors
+from katib.cli import (
+    EXIT_USAGE,
+    _connect,
+    _err,
+    _fail,
+    _logs_root,
+    _out,
+    _storage,
+    _user_errors,
+)
+from katib.cli._options import backend_options, db_option
 
 _NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-db_option = click.option(
-    "--db",
-    envvar="KATIB_DB",
-    default=None,
-    metavar="URL",
-    help="Database URL or SQLite path (default: $KATIB_HOME/katib.db; env KATIB_DB).",
-)
-
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -114,7 +114,7 @@ def _setup_logging() -> None:
 
 @click.group()
 def token() -> None:
-    """Manage API tokens (directly in the database)."""
+    """Manage API tokens (in the database, or through a --server with an admin token)."""
 
 
 @token.command("create")
@@ -123,16 +123,19 @@ def token() -> None:
     "--role", type=click.Choice(["owner", "editor", "viewer"]), required=True, help="Role."
 )
 @click.option("--name", default=None, help="A name to recognise the token by.")
-@db_option
+@backend_options
 @_user_errors
-def token_create(namespace: str, role: str, name: str | None, db: str | None) -> None:
+def token_create(
+    namespace: str, role: str, name: str | None, db: str | None, server: str | None,
+    token: str | None,
+) -> None:
     """Create a token; prints it once on stdout (it is stored hashed)."""
     if len(namespace) > 63 or not _NAMESPACE_RE.match(namespace):
         _fail(f"--namespace {namespace!r}: a namespace is a lower case RFC 1123 label", EXIT_USAGE)
-    storage = _storage(db)
-    record, secret = storage.create_token(name or f"{role}@{namespace}", namespace, role)
-    _err.print(f"token #{record.id} ({role} in {namespace}); shown only this once:", markup=False)
-    click.echo(secret)
+    with _connect(db, server, token) as backend:
+        made = backend.create_token(name or f"{role}@{namespace}", namespace, role)
+    _err.print(f"token #{made['id']} ({role} in {namespace}); shown only this once:", markup=False)
+    click.echo(made["token"])
 
 
 @token.command("list")
@@ -140,40 +143,29 @@ def token_create(namespace: str, role: str, name: str | None, db: str | None) ->
 @click.option(
     "-o", "--output", "output_format", type=click.Choice(["table", "json"]), default="table"
 )
-@db_option
+@backend_options
 @_user_errors
-def token_list(include_revoked: bool, output_format: str, db: str | None) -> None:
+def token_list(
+    include_revoked: bool, output_format: str, db: str | None, server: str | None,
+    token: str | None,
+) -> None:
     """List tokens (never their secrets)."""
-    from katib.views import token_view
+    from katib.cli._render import tokens_table
 
-    tokens = _storage(db).list_tokens(include_revoked=include_revoked)
+    with _connect(db, server, token) as backend:
+        tokens = backend.list_tokens(include_revoked=include_revoked)
     if output_format == "json":
-        click.echo(json.dumps({"items": [token_view(t) for t in tokens]}, indent=2))
+        click.echo(json.dumps({"items": tokens}, indent=2))
         return
-    table = Table(box=None)
-    for col in ("ID", "NAME", "NAMESPACE", "ROLE", "CREATED", "REVOKED"):
-        table.add_column(col)
-    for t in tokens:
-        table.add_row(
-            str(t.id),
-            t.name,
-            t.namespace,
-            t.role,
-            _when(t.created_at),
-            "" if t.revoked_at is None else _when(t.revoked_at),
-        )
-    _out().print(table)
+    _out().print(tokens_table(tokens))
 
 
 @token.command("revoke")
 @click.argument("token_id", metavar="ID", type=click.IntRange(min=1))
-@db_option
+@backend_options
 @_user_errors
-def token_revoke(token_id: int, db: str | None) -> None:
+def token_revoke(token_id: int, db: str | None, server: str | None, token: str | None) -> None:
     """Revoke token ID: requests with it are refused from now on."""
-    record = _storage(db).revoke_token(token_id)
-    click.echo(f"token #{record.id} ({record.name}) revoked")
-
-
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    with _connect(db, server, token) as backend:
+        revoked = backend.revoke_token(token_id)
+    click.echo(f"token #{revoked['id']} ({revoked['name']}) revoked")

@@ -1,0 +1,51 @@
+"""The options shared by the ``katib`` commands: where the experiments are, and output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+db_option = click.option(
+    "--db",
+    envvar="KATIB_DB",
+    default=None,
+    metavar="URL",
+    help="Database URL or SQLite path (default: $KATIB_HOME/katib.db; env KATIB_DB).",
+)
+server_option = click.option(
+    "--server",
+    envvar="KATIB_SERVER",
+    default=None,
+    metavar="URL",
+    help="Work through the katib server at URL instead of the database (env KATIB_SERVER).",
+)
+token_option = click.option(
+    "--token",
+    envvar="KATIB_TOKEN",
+    default=None,
+    metavar="T",
+    help="API token for --server (env KATIB_TOKEN).",
+)
+
+
+def backend_options(func: F) -> F:
+    """``--db``, ``--server`` and ``--token``: where the experiments are."""
+    return db_option(server_option(token_option(func)))
+
+
+namespace_option = click.option(
+    "--namespace", "-n", default="default", show_default=True, help="Namespace."
+)
+output_option = click.option(
+    "-o",
+    "--output",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)

@@ -1,0 +1,248 @@
+"""Following experiments that a server runs (``katib run`` and ``restart`` with ``--server``).
+
+The server's controller runs the trials; this side only polls the API and shows progress the
+way ``katib run`` does locally: a live table on a terminal, else one line per finished trial,
+and at the end the best trial of each experiment.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from katib.cli._display import STATE_STYLES, fmt_assignments, fmt_value
+from katib.cli._render import (
+    COUNTERS,
+    assignments,
+    is_finished,
+    metric_value,
+    objective_of,
+    print_best,
+    timestamp,
+    trial_line,
+    trial_objective,
+)
+from katib.client import Backend
+from katib.records import TrialState
+from katib.spec import Objective
+
+#: Seconds between two looks at the server.
+POLL_INTERVAL = 0.5
+ACTIVE = ("Created", "Running")
+
+
+@dataclass
+class Watched:
+    """What is known of one experiment on the server."""
+
+    namespace: str
+    name: str
+    experiment: dict[str, Any]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    counters: tuple[int, ...] = ()
+    reported: bool = False
+    #: It existed before this command (attached to, or restarted), rather than created by it.
+    attached: bool = False
+
+    @property
+    def objective(self) -> Objective:
+        return objective_of(self.experiment)
+
+    @property
+    def finished(self) -> bool:
+        return is_finished(self.experiment)
+
+
+class ServerProgress:
+    """Polls the server until every watched experiment has finished."""
+
+    def __init__(self, backend: Backend, watched: Sequence[Watched], console: Console) -> None:
+        self.backend = backend
+        self.watched = list(watched)
+        self.console = console
+        self.live: Live | None = None
+        self.started = time.monotonic()
+
+    def run(self) -> None:
+        if self.console.is_terminal and not self.console.quiet:
+            self.live = Live(
+                get_renderable=self.render, console=self.console, refresh_per_second=4
+            )
+        try:
+            if self.live is not None:
+                self.live.__enter__()
+            while True:
+                for w in self.watched:
+                    if not w.reported:
+                        self.poll(w)
+                if all(w.reported for w in self.watched):
+                    return
+                time.sleep(POLL_INTERVAL)
+        finally:
+            if self.live is not None:
+                self.live.__exit__(None, None, None)
+                self.live = None
+
+    def poll(self, w: Watched) -> None:
+        w.experiment = self.backend.get_experiment(w.namespace, w.name)
+        counters = tuple(int(w.experiment["status"].get(k, 0)) for k in COUNTERS)
+        if counters != w.counters or w.finished:
+            # Trials are fetched only when the counters moved: a long experiment with
+            # thousands of trials is not listed twice a second.
+            w.counters = counters
+            w.trials = self.backend.list_trials(w.namespace, w.name)
+            objective = w.objective
+            for trial in w.trials:
+                name = trial["metadata"]["name"]
+                if trial["status"]["condition"] in ACTIVE or name in w.seen:
+                    continue
+                w.seen.add(name)
+                if self.live is None:
+                    self.console.print(trial_line(trial, objective), soft_wrap=True,
+                                       highlight=False)
+        if w.finished:
+            w.reported = True
+            if self.live is None:
+                status = w.experiment["status"]
+                self.console.print(
+                    f"experiment {w.name}: {status['condition']}: {status['message']}"
+                )
+
+    def render(self) -> Group:
+        parts: list[Any] = []
+        elapsed = time.monotonic() - self.started
+        for w in self.watched:
+            parts.append(_summary(w, elapsed))
+            parts.append(_trial_table(w))
+        return Group(*parts)
+
+
+def _summary(w: Watched, elapsed: float) -> Text:
+    status = w.experiment["status"]
+    limit = w.experiment["spec"].get("maxTrialCount")
+    objective = w.objective
+    metric = objective.objective_metric_name or "objective"
+    text = Text.assemble(
+        (f"{w.namespace}/{w.name}", "bold"),
+        f"  {status['condition']}  ",
+        f"trials {status['trials']}{'/' + str(limit) if limit else ''}  ",
+        (f"running {status['trialsRunning']}  ", "cyan"),
+        (f"succeeded {status['trialsSucceeded']}  ", "green"),
+        (f"failed {status['trialsFailed'] + status['trialMetricsUnavailable']}  ", "red"),
+        f"elapsed {elapsed:.0f}s",
+    )
+    best = status["currentOptimalTrial"]
+    if best["bestTrialName"] is not None:
+        value = metric_value(best["observation"]["metrics"], objective)
+        text.append(
+            f"\nbest {metric}={fmt_value(value)}  {fmt_assignments(assignments(best))}  "
+            f"({best['bestTrialName']})",
+            style="bold green",
+        )
+    return text
+
+
+def _trial_table(w: Watched, limit: int = 12) -> Table:
+    objective = w.objective
+    params = [p["name"] for p in w.experiment["spec"]["parameters"]]
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    table.add_column("trial")
+    table.add_column("state")
+    for p in params:
+        table.add_column(p, overflow="fold")
+    table.add_column(objective.objective_metric_name or "objective", justify="right")
+    table.add_column("time", justify="right")
+    active = [t for t in w.trials if t["status"]["condition"] == "Running"]
+    done = [t for t in w.trials if t["status"]["condition"] not in ACTIVE]
+    recent = list(reversed(done))[: max(limit - len(active), 3)]
+    now = time.time()
+    for trial in [*active, *recent]:
+        status = trial["status"]
+        start = timestamp(status.get("startTime"))
+        end = timestamp(status.get("completionTime"))
+        if status["condition"] == "Running":
+            end = now
+        given = assignments(trial["spec"])
+        table.add_row(
+            trial["metadata"]["name"],
+            Text(status["condition"],
+                 style=STATE_STYLES.get(TrialState(status["condition"]), "")),
+            *[given.get(p, "") for p in params],
+            fmt_value(trial_objective(trial, objective)),
+            "" if start is None or end is None else f"{end - start:.0f}s",
+        )
+    return table
+
+
+def follow(
+    backend: Backend,
+    watched: Sequence[Watched],
+    console: Console,
+    err: Console,
+    output: str | None,
+    server: str,
+) -> int:
+    """Watch the experiments to their end, print their best trials, write ``output``.
+
+    Returns the exit status: 0 when all Succeeded, 1 when one Failed, 130 on Ctrl-C (the
+    experiments keep running on the server).
+    """
+    from katib.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+
+    for w in watched:
+        if w.attached:
+            console.print(
+                f"watching {w.namespace}/{w.name} on {backend.location} "
+                f"({len(w.seen)} trials so far)"
+            )
+    try:
+        ServerProgress(backend, watched, console).run()
+    except KeyboardInterrupt:
+        for w in watched:
+            if not w.reported:
+                err.print(
+                    f"interrupted: experiment {w.namespace}/{w.name} keeps running on the "
+                    f"server; stop it with `katib stop {w.name} --namespace {w.namespace} "
+                    f"--server {server}`",
+                    markup=False,
+                )
+        return EXIT_INTERRUPTED
+    results: list[dict[str, Any]] = []
+    for w in watched:
+        best = backend.best_trial(w.namespace, w.name)
+        results.append(best)
+        print_best(console, best, w.experiment["status"]["message"])
+    if output:
+        write_best(output, results)
+    failed = any(b["condition"] != "Succeeded" for b in results)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def write_best(output: str, results: Sequence[Mapping[str, Any]]) -> None:
+    """The ``--output`` file: one best trial, or a list of them for a file of several."""
+    payload: Any = list(results)
+    if len(payload) == 1:
+        payload = payload[0]
+    Path(output).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def attach(backend: Backend, experiment: dict[str, Any]) -> Watched:
+    """An experiment that existed already; its finished trials are not printed again."""
+    namespace = experiment["metadata"]["namespace"]
+    name = experiment["metadata"]["name"]
+    seen = {
+        t["metadata"]["name"]
+        for t in backend.list_trials(namespace, name)
+        if t["status"]["condition"] not in ACTIVE
+    }
+    return Watched(namespace, name, experiment, seen=seen, attached=True)
