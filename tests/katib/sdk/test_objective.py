@@ -14,8 +14,14 @@ from typing import Any
 import pytest
 
 from katib import search
-from katib.sdk import ObjectiveFunctionError
-from katib.sdk._objective import function_source, script_text, trial_call_spec
+from katib.sdk import InvalidArgumentError, ObjectiveFunctionError
+from katib.sdk._objective import (
+    MAX_ARG_BYTES,
+    function_source,
+    inline_command,
+    script_text,
+    trial_call_spec,
+)
 from katib.sdk._trial import parse_parameters, result_metrics
 
 REPO = Path(__file__).resolve().parents[3]
@@ -170,6 +176,38 @@ def test_the_script_runs_by_hand_and_prints_what_the_function_returns(tmp_path: 
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
     )
     assert bad.returncode == 1 and "expected 2 argument(s) (x, n), got 1" in bad.stderr
+
+
+def test_the_inline_script_runs_with_python_c_and_checks_packages_first(tmp_path: Path) -> None:
+    def objective(parameters: dict[str, Any]) -> dict[str, float]:
+        return {"loss": parameters["x"] * 2}
+
+    spec = trial_call_spec({"x": search.double(0, 1)}, "loss")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KATIB_")}
+    env["PYTHONPATH"] = str(REPO)
+    source = function_source(objective)
+    text = script_text(source, spec, "ns", "e", inline=True, packages=["pytest"])
+    command = inline_command(text)
+    assert command[:3] == ["python", "-u", "-c"] and command[3] == text
+    ok = subprocess.run([sys.executable, *command[1:], "0.25"], capture_output=True, text=True,
+                        env=env, cwd=tmp_path, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines() == ["loss=0.5"]
+    missing = script_text(source, spec, "ns", "e", inline=True,
+                          packages=["pytest>=1", "not-a-real-package-xyz[extra]>=2"])
+    bad = subprocess.run([sys.executable, "-u", "-c", missing, "0.25"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=60)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert "packages_to_install: not-a-real-package-xyz[extra]>=2 not installed" in bad.stderr
+    assert "pytest" not in bad.stderr
+
+
+def test_an_inline_script_must_fit_in_one_argument() -> None:
+    assert inline_command("x" * (MAX_ARG_BYTES - 1))[3] == "x" * (MAX_ARG_BYTES - 1)
+    with pytest.raises(InvalidArgumentError, match="131072 bytes"):
+        inline_command("x" * MAX_ARG_BYTES)
+    with pytest.raises(InvalidArgumentError):
+        inline_command("é" * (MAX_ARG_BYTES // 2))  # bytes count, not characters
 
 
 def test_trials_import_nothing_heavy() -> None:
