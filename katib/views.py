@@ -102,8 +102,9 @@ def trial_json(trial: TrialRecord, experiment_name: str) -> dict[str, Any]:
             "condition": trial.state.value,
             "reason": trial.reason,
             "message": trial.message,
-            "startTime": rfc3339(trial.started_at),
-            "completionTime": rfc3339(trial.completed_at),
+            # Milliseconds: local trials often take less than a second.
+            "startTime": rfc3339(trial.started_at, timespec="milliseconds"),
+            "completionTime": rfc3339(trial.completed_at, timespec="milliseconds"),
             "exitCode": trial.exit_code,
             "observation": {"metrics": [m.to_json() for m in trial.metrics.values()]},
         },

@@ -348,17 +348,20 @@ def get() -> None:
 @get.command("experiments")
 @backend_options
 @click.option("--namespace", "-n", default=None, help="Only this namespace (default: all).")
+@click.option(
+    "--archived", is_flag=True, help="List the archived experiments instead of the others."
+)
 @output_option
 @_user_errors
 def get_experiments(
     db: str | None, server: str | None, token: str | None, namespace: str | None,
-    output_format: str,
+    archived: bool, output_format: str,
 ) -> None:
-    """List experiments."""
+    """List experiments (archived ones are hidden unless --archived)."""
     from katib.cli._render import experiments_table
 
     with _connect(db, server, token) as backend:
-        experiments = backend.list_experiments(namespace)
+        experiments = backend.list_experiments(namespace, archived=archived)
     if output_format == "json":
         click.echo(json.dumps(_list_json(experiments), indent=2))
         return
@@ -366,7 +369,9 @@ def get_experiments(
 
 
 def _list_json(items: Sequence[Any]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "List", "items": list(items)}
+    from katib.views import list_json
+
+    return list_json(items)
 
 
 @get.command("trials")

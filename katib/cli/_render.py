@@ -123,7 +123,7 @@ def trials_table(experiment: Mapping[str, Any], trials: Sequence[Mapping[str, An
             state_text(status["condition"]),
             *[given.get(p, "") for p in params],
             fmt_value(trial_objective(t, objective)),
-            "" if seconds is None else f"{seconds:.0f}s",
+            "" if seconds is None else f"{seconds:.1f}s",
             "" if status["condition"] == "Succeeded" else status["message"],
         )
     return table

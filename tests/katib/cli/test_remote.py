@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -174,6 +175,18 @@ def test_run_on_the_server_then_every_read_matches_the_database(
 
     again = katib("run", str(project / "experiment.yaml"), *remote(live_server))
     assert again[0] == 2 and "already finished" in again[2]
+
+    # Archived experiments are listed only with --archived, in both modes.
+    archived = httpx.post(
+        f"{live_server.url}/api/v1/namespaces/default/experiments/proj/archive",
+        headers={"Authorization": f"Bearer {live_server.admin}"},
+    )
+    assert archived.status_code == 200, archived.text
+    for where in (["--db", db_url], remote(live_server)):
+        listed = json.loads(katib("get", "experiments", "-o", "json", *where)[1])["items"]
+        assert listed == []
+        shown = json.loads(katib("get", "experiments", "--archived", "-o", "json", *where)[1])
+        assert [e["metadata"]["name"] for e in shown["items"]] == ["proj"]
 
 
 def test_errors_through_the_server(live_server: LiveServer, db_url: str) -> None:
