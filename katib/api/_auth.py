@@ -19,6 +19,7 @@ __all__ = [
     "Principal",
     "Role",
     "UnauthorizedError",
+    "article",
     "require",
     "sees",
     "visible_namespaces",
@@ -69,9 +70,13 @@ def require(principal: Principal, namespace: str, role: Role, *, hidden: str) ->
     have = Role.of(principal)
     if have < role:
         raise ForbiddenError(
-            f"a {have.label} token may not do this in namespace {namespace} "
+            f"{article(have.label)} {have.label} token may not do this in namespace {namespace} "
             f"(needs {role.label} or stronger)"
         )
+
+
+def article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def visible_namespaces(principal: Principal) -> list[str] | None:

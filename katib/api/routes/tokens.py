@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from katib.api._auth import ForbiddenError, Principal, Role, require
+from katib.api._auth import ForbiddenError, Principal, Role, article, require
 from katib.api._problems import InvalidRequestError
 from katib.api.deps import PrincipalDep, StorageDep
 from katib.api.routes._common import MAX_ID, problems
@@ -45,7 +45,10 @@ def create_token(request: TokenCreate, storage: StorageDep, principal: Principal
         )
     _may_manage(principal, request.namespace, f"namespace {request.namespace} not found")
     if Role[request.role.upper()] > Role.of(principal):
-        raise ForbiddenError(f"a {principal.role} token cannot create {request.role} tokens")
+        raise ForbiddenError(
+            f"{article(principal.role)} {principal.role} token cannot create "
+            f"{request.role} tokens"
+        )
     token, secret = storage.create_token(request.name, request.namespace, request.role)
     return {**token_view(token), "token": secret}
 

@@ -420,3 +420,31 @@ def test_a_function_too_big_for_one_argument_is_refused(tmp_path: Path) -> None:
     client = KatibClient("http://127.0.0.1:9", "token")
     with pytest.raises(InvalidArgumentError, match="at most 131071 bytes"):
         client.tune("big", loaded.big, {"x": search.double(0, 1)}, objective_metric_name="x")
+
+
+@pytest.mark.slow
+def test_the_sdk_example_runs_through_a_server(live_server: LiveServer, tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[3]
+    script = repo / "examples" / "sdk-tune" / "tune_quadratic.py"
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(repo),
+        KATIB_SERVER=live_server.url,
+        KATIB_TOKEN=live_server.tokens.owner("default"),  # it deletes its previous run
+    )
+    env.pop("KATIB_DB", None)
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = dict(re.findall(r"^\s+(\w+) = (\S+)$", result.stdout, re.M))
+    assert abs(float(found["x"]) - 2.0) < 1.5 and abs(float(found["y"]) + 1.0) < 1.5
+    # The server ran it: its database has the experiment and the 20 trials.
+    record = live_server.storage.get_experiment("default", "sdk-tune-quadratic")
+    trials = live_server.storage.list_trials(record.id)
+    assert len(trials) == 20 and all(t.state.value == "Succeeded" for t in trials)
