@@ -260,30 +260,43 @@ def _run_on_server(
     server: str,
 ) -> int:
     """Create the experiments on the server (or attach to unfinished ones), then watch."""
-    from katib.cli._watch import Watched, attach, follow
+    from katib.cli._watch import Watched, follow, say_interrupted
 
-    watched = []
-    for exp in experiments:
-        where = f"{exp.namespace}/{exp.name}"
-        try:
-            current = backend.get_experiment(exp.namespace, exp.name)
-        except NotFoundError:
-            try:
-                current = backend.create_experiment(exp.to_wire(), source_dir=source_dir)
-                watched.append(Watched(exp.namespace, exp.name, current))
-                continue
-            except ConflictError:
-                # Created by someone else since we looked: attach to it as below.
-                current = backend.get_experiment(exp.namespace, exp.name)
-        condition = current["status"]["condition"]
-        if condition in ("Succeeded", "Failed"):
-            raise ConflictError(
-                f"experiment {where} already finished ({condition}); see `katib describe "
-                f"experiment {exp.name} --server ...`, or `katib delete experiment {exp.name} "
-                "--server ...` to run it from scratch"
-            )
-        watched.append(attach(backend, current))
+    watched: list[Watched] = []
+    try:
+        for exp in experiments:
+            watched.append(_create_or_attach(backend, exp, source_dir))
+    except KeyboardInterrupt:
+        # The experiment being created when Ctrl-C came may exist on the server too.
+        known = [(w.namespace, w.name) for w in watched]
+        pending = [(e.namespace, e.name) for e in experiments[len(watched) : len(watched) + 1]]
+        say_interrupted(_err, known + pending, server)
+        return EXIT_INTERRUPTED
     return follow(backend, watched, _out(quiet), _err, output, server)
+
+
+def _create_or_attach(backend: Backend, exp: Any, source_dir: str) -> Any:
+    """Create the experiment on the server, or attach to an unfinished one of that name."""
+    from katib.cli._watch import Watched, attach
+
+    where = f"{exp.namespace}/{exp.name}"
+    try:
+        current = backend.get_experiment(exp.namespace, exp.name)
+    except NotFoundError:
+        try:
+            created = backend.create_experiment(exp.to_wire(), source_dir=source_dir)
+            return Watched(exp.namespace, exp.name, created)
+        except ConflictError:
+            # Created by someone else since we looked: attach to it as below.
+            current = backend.get_experiment(exp.namespace, exp.name)
+    condition = current["status"]["condition"]
+    if condition in ("Succeeded", "Failed"):
+        raise ConflictError(
+            f"experiment {where} already finished ({condition}); see `katib describe "
+            f"experiment {exp.name} --server ...`, or `katib delete experiment {exp.name} "
+            "--server ...` to run it from scratch"
+        )
+    return attach(backend, current)
 
 
 def _run_experiments(

@@ -199,23 +199,16 @@ def follow(
     """
     from katib.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
-    for w in watched:
-        if w.attached:
-            console.print(
-                f"watching {w.namespace}/{w.name} on {backend.location} "
-                f"({len(w.seen)} trials so far)"
-            )
     try:
+        for w in watched:
+            if w.attached:
+                console.print(
+                    f"watching {w.namespace}/{w.name} on {backend.location} "
+                    f"({len(w.seen)} trials so far)"
+                )
         ServerProgress(backend, watched, console).run()
     except KeyboardInterrupt:
-        for w in watched:
-            if not w.reported:
-                err.print(
-                    f"interrupted: experiment {w.namespace}/{w.name} keeps running on the "
-                    f"server; stop it with `katib stop {w.name} --namespace {w.namespace} "
-                    f"--server {server}`",
-                    markup=False,
-                )
+        say_interrupted(err, [(w.namespace, w.name) for w in watched if not w.reported], server)
         return EXIT_INTERRUPTED
     results: list[dict[str, Any]] = []
     for w in watched:
@@ -226,6 +219,16 @@ def follow(
         write_best(output, results)
     failed = any(b["condition"] != "Succeeded" for b in results)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def say_interrupted(err: Console, experiments: Sequence[tuple[str, str]], server: str) -> None:
+    """Ctrl-C stopped the watching, not the experiments: say so, and how to stop them."""
+    for namespace, name in experiments:
+        err.print(
+            f"interrupted: experiment {namespace}/{name} keeps running on the server; stop it "
+            f"with `katib stop {name} --namespace {namespace} --server {server}`",
+            markup=False,
+        )
 
 
 def write_best(output: str, results: Sequence[Mapping[str, Any]]) -> None:
