@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console, Group
@@ -29,8 +30,98 @@ def fmt_value(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def fmt_assignments(assignments: dict[str, str]) -> str:
+def fmt_assignments(assignments: Mapping[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in assignments.items())
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """What progress shows of one trial, whether it comes from records or from the API."""
+
+    name: str
+    state: TrialState
+    assignments: Mapping[str, str]
+    value: float | None
+    message: str = ""
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The head line of an experiment's live progress."""
+
+    where: str
+    condition: str
+    trials: int
+    limit: int | None
+    running: int
+    succeeded: int
+    failed: int
+    metric: str
+    best: TrialRow | None
+
+
+def finished_line(row: TrialRow, metric: str) -> Text:
+    """One finished trial, as ``katib run`` prints it when not on a terminal."""
+    return Text.assemble(
+        (f"{row.name} ", "bold"),
+        (f"{row.state.value:<18}", STATE_STYLES.get(row.state, "")),
+        f"{metric}={fmt_value(row.value)}  " if row.value is not None else "",
+        fmt_assignments(row.assignments),
+        f"  ({row.message})" if row.state != TrialState.SUCCEEDED else "",
+    )
+
+
+def summary_text(summary: Summary, elapsed: float) -> Text:
+    limit = f"/{summary.limit}" if summary.limit else ""
+    text = Text.assemble(
+        (summary.where, "bold"),
+        f"  {summary.condition}  ",
+        f"trials {summary.trials}{limit}  ",
+        (f"running {summary.running}  ", "cyan"),
+        (f"succeeded {summary.succeeded}  ", "green"),
+        (f"failed {summary.failed}  ", "red"),
+        f"elapsed {elapsed:.0f}s",
+    )
+    best = summary.best
+    if best is not None:
+        text.append(
+            f"\nbest {summary.metric}={fmt_value(best.value)}  "
+            f"{fmt_assignments(best.assignments)}  ({best.name})",
+            style="bold green",
+        )
+    return text
+
+
+def progress_table(params: Sequence[str], metric: str, rows: Iterable[TrialRow]) -> Table:
+    """The running and latest finished trials, under the summary of a live display."""
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    table.add_column("trial")
+    table.add_column("state")
+    for p in params:
+        table.add_column(p, overflow="fold")
+    table.add_column(metric, justify="right")
+    table.add_column("time", justify="right")
+    for row in rows:
+        table.add_row(
+            row.name,
+            Text(row.state.value, style=STATE_STYLES.get(row.state, "")),
+            *[row.assignments.get(p, "") for p in params],
+            fmt_value(row.value),
+            "" if row.seconds is None else f"{row.seconds:.1f}s",
+        )
+    return table
+
+
+def _row(trial: TrialRecord, value: float | None = None, seconds: float | None = None) -> TrialRow:
+    return TrialRow(
+        trial.name,
+        trial.state,
+        trial.assignments,
+        trial.objective if value is None else value,
+        trial.message,
+        trial.duration if seconds is None else seconds,
+    )
 
 
 class LiveProgress(RunObserver):
@@ -61,16 +152,8 @@ class LiveProgress(RunObserver):
     def trial_finished(self, run: ExperimentRun, trial: TrialRecord) -> None:
         if self.live is not None or self.console.quiet:
             return
-        style = STATE_STYLES.get(trial.state, "")
-        objective = run.objective.objective_metric_name or "objective"
-        line = Text.assemble(
-            (f"{trial.name} ", "bold"),
-            (f"{trial.state.value:<18}", style),
-            f"{objective}={fmt_value(trial.objective)}  " if trial.objective is not None else "",
-            fmt_assignments(trial.assignments),
-            f"  ({trial.message})" if trial.state != TrialState.SUCCEEDED else "",
-        )
-        self.console.print(line, soft_wrap=True, highlight=False)
+        metric = run.objective.objective_metric_name or "objective"
+        self.console.print(finished_line(_row(trial), metric), soft_wrap=True, highlight=False)
 
     def experiment_finished(self, run: ExperimentRun) -> None:
         if self.live is None:
@@ -87,55 +170,34 @@ class LiveProgress(RunObserver):
 
 def run_summary(run: ExperimentRun, elapsed: float) -> Text:
     counts = run.counts
-    total = sum(counts.values())
-    limit = run.spec.spec.max_trial_count
-    objective = run.objective.objective_metric_name or "objective"
     failed = counts.get(TrialState.FAILED, 0) + counts.get(TrialState.METRICS_UNAVAILABLE, 0)
-    text = Text.assemble(
-        (f"{run.record.namespace}/{run.record.name}", "bold"),
-        f"  {run.record.condition.value}  ",
-        f"trials {total}{'/' + str(limit) if limit else ''}  ",
-        (f"running {counts.get(TrialState.RUNNING, 0)}  ", "cyan"),
-        (f"succeeded {counts.get(TrialState.SUCCEEDED, 0)}  ", "green"),
-        (f"failed {failed}  ", "red"),
-        f"elapsed {elapsed:.0f}s",
+    summary = Summary(
+        where=f"{run.record.namespace}/{run.record.name}",
+        condition=run.record.condition.value,
+        trials=sum(counts.values()),
+        limit=run.spec.spec.max_trial_count,
+        running=counts.get(TrialState.RUNNING, 0),
+        succeeded=counts.get(TrialState.SUCCEEDED, 0),
+        failed=failed,
+        metric=run.objective.objective_metric_name or "objective",
+        best=None if run.best is None else _row(run.best),
     )
-    if run.best is not None:
-        text.append(
-            f"\nbest {objective}={fmt_value(run.best.objective)}  "
-            f"{fmt_assignments(run.best.assignments)}  ({run.best.name})",
-            style="bold green",
-        )
-    return text
+    return summary_text(summary, elapsed)
 
 
 def trial_table(run: ExperimentRun, limit: int = 12) -> Table:
-    names = run.spec.spec.parameters
-    objective = run.objective.objective_metric_name or "objective"
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    table.add_column("trial")
-    table.add_column("state")
-    for p in names:
-        table.add_column(p.name or "", overflow="fold")
-    table.add_column(objective, justify="right")
-    table.add_column("time", justify="right")
     active = [t for t in run.trials.values() if t.state == TrialState.RUNNING]
     recent = list(reversed(run.recent))[: max(limit - len(active), 3)]
     now = time.time()
+    rows = []
     for trial in [*active, *recent]:
+        seconds = None
         if trial.state == TrialState.RUNNING and trial.started_at is not None:
-            duration: float | None = now - trial.started_at
-        else:
-            duration = trial.duration
+            seconds = now - trial.started_at
         accumulator = run.accumulators.get(trial.name)
         value = trial.objective
         if value is None and accumulator is not None:
             value = accumulator.objective(run.objective)
-        table.add_row(
-            trial.name,
-            Text(trial.state.value, style=STATE_STYLES.get(trial.state, "")),
-            *[trial.assignments.get(p.name or "", "") for p in names],
-            fmt_value(value),
-            "" if duration is None else f"{duration:.1f}s",
-        )
-    return table
+        rows.append(_row(trial, value, seconds))
+    params = [p.name or "" for p in run.spec.spec.parameters]
+    return progress_table(params, run.objective.objective_metric_name or "objective", rows)

@@ -16,7 +16,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from katib.cli._display import STATE_STYLES, fmt_assignments, fmt_value
+from katib.cli._display import (
+    STATE_STYLES,
+    TrialRow,
+    finished_line,
+    fmt_value,
+)
 from katib.controller import objective_value
 from katib.records import MetricSummary, TrialState
 from katib.spec import Objective
@@ -209,16 +214,25 @@ def tokens_table(tokens: Sequence[Mapping[str, Any]]) -> Table:
 # progress of experiments a server runs -------------------------------------------------------
 
 
+def trial_row(trial: Mapping[str, Any], objective: Objective, now: float | None = None) -> TrialRow:
+    """A trial's JSON as progress shows it; ``now`` gives running trials their time so far."""
+    status = trial["status"]
+    state = TrialState(status["condition"])
+    seconds = duration(trial)
+    if state == TrialState.RUNNING and now is not None:
+        start = timestamp(status.get("startTime"))
+        seconds = None if start is None else now - start
+    return TrialRow(
+        trial["metadata"]["name"],
+        state,
+        assignments(trial["spec"]),
+        trial_objective(trial, objective),
+        status["message"],
+        seconds,
+    )
+
+
 def trial_line(trial: Mapping[str, Any], objective: Objective) -> Text:
     """One finished trial, as ``katib run`` prints it when not on a terminal."""
-    status = trial["status"]
-    condition = status["condition"]
-    value = trial_objective(trial, objective)
-    name = objective.objective_metric_name or "objective"
-    return Text.assemble(
-        (f"{trial['metadata']['name']} ", "bold"),
-        (f"{condition:<18}", STATE_STYLES.get(TrialState(condition), "")),
-        f"{name}={fmt_value(value)}  " if value is not None else "",
-        fmt_assignments(assignments(trial["spec"])),
-        f"  ({status['message']})" if condition != "Succeeded" else "",
-    )
+    metric = objective.objective_metric_name or "objective"
+    return finished_line(trial_row(trial, objective), metric)

@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from katib.cli._display import STATE_STYLES, fmt_assignments, fmt_value
+from katib.cli._display import Summary, TrialRow, progress_table, summary_text
 from katib.cli._render import (
     COUNTERS,
     assignments,
@@ -27,9 +27,8 @@ from katib.cli._render import (
     metric_value,
     objective_of,
     print_best,
-    timestamp,
     trial_line,
-    trial_objective,
+    trial_row,
 )
 from katib.client import Backend
 from katib.records import TrialState
@@ -129,59 +128,39 @@ class ServerProgress:
 
 def _summary(w: Watched, elapsed: float) -> Text:
     status = w.experiment["status"]
-    limit = w.experiment["spec"].get("maxTrialCount")
     objective = w.objective
-    metric = objective.objective_metric_name or "objective"
-    text = Text.assemble(
-        (f"{w.namespace}/{w.name}", "bold"),
-        f"  {status['condition']}  ",
-        f"trials {status['trials']}{'/' + str(limit) if limit else ''}  ",
-        (f"running {status['trialsRunning']}  ", "cyan"),
-        (f"succeeded {status['trialsSucceeded']}  ", "green"),
-        (f"failed {status['trialsFailed'] + status['trialMetricsUnavailable']}  ", "red"),
-        f"elapsed {elapsed:.0f}s",
-    )
     best = status["currentOptimalTrial"]
+    best_row = None
     if best["bestTrialName"] is not None:
-        value = metric_value(best["observation"]["metrics"], objective)
-        text.append(
-            f"\nbest {metric}={fmt_value(value)}  {fmt_assignments(assignments(best))}  "
-            f"({best['bestTrialName']})",
-            style="bold green",
+        best_row = TrialRow(
+            best["bestTrialName"],
+            TrialState.SUCCEEDED,
+            assignments(best),
+            metric_value(best["observation"]["metrics"], objective),
         )
-    return text
+    summary = Summary(
+        where=f"{w.namespace}/{w.name}",
+        condition=status["condition"],
+        trials=status["trials"],
+        limit=w.experiment["spec"].get("maxTrialCount"),
+        running=status["trialsRunning"],
+        succeeded=status["trialsSucceeded"],
+        failed=status["trialsFailed"] + status["trialMetricsUnavailable"],
+        metric=objective.objective_metric_name or "objective",
+        best=best_row,
+    )
+    return summary_text(summary, elapsed)
 
 
 def _trial_table(w: Watched, limit: int = 12) -> Table:
     objective = w.objective
-    params = [p["name"] for p in w.experiment["spec"]["parameters"]]
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    table.add_column("trial")
-    table.add_column("state")
-    for p in params:
-        table.add_column(p, overflow="fold")
-    table.add_column(objective.objective_metric_name or "objective", justify="right")
-    table.add_column("time", justify="right")
     active = [t for t in w.trials if t["status"]["condition"] == "Running"]
     done = [t for t in w.trials if t["status"]["condition"] not in ACTIVE]
     recent = list(reversed(done))[: max(limit - len(active), 3)]
     now = time.time()
-    for trial in [*active, *recent]:
-        status = trial["status"]
-        start = timestamp(status.get("startTime"))
-        end = timestamp(status.get("completionTime"))
-        if status["condition"] == "Running":
-            end = now
-        given = assignments(trial["spec"])
-        table.add_row(
-            trial["metadata"]["name"],
-            Text(status["condition"],
-                 style=STATE_STYLES.get(TrialState(status["condition"]), "")),
-            *[given.get(p, "") for p in params],
-            fmt_value(trial_objective(trial, objective)),
-            "" if start is None or end is None else f"{end - start:.0f}s",
-        )
-    return table
+    params = [p["name"] for p in w.experiment["spec"]["parameters"]]
+    rows = [trial_row(t, objective, now) for t in [*active, *recent]]
+    return progress_table(params, objective.objective_metric_name or "objective", rows)
 
 
 def follow(

@@ -69,6 +69,10 @@ OWNER_TIMEOUT = 30.0
 HEARTBEAT_INTERVAL = 2.0
 
 REASON_EXPERIMENT_DONE = "ExperimentCompleted"
+#: Trial ends recorded as events (`katib describe`): the ones a user wants explained.
+NOTEWORTHY_STATES = frozenset(
+    {TrialState.FAILED, TrialState.METRICS_UNAVAILABLE, TrialState.EARLY_STOPPED}
+)
 REASON_EARLY_STOPPED = "EarlyStopped"
 #: Label naming the trial whose checkpoint a new trial starts from (Katib's PBT).
 PARENT_LABEL = "pbt.suggestion.katib.kubeflow.org/parent"
@@ -564,6 +568,14 @@ class ExperimentRun:
             self.pending.remove(trial.name)
         self.recent.append(trial)
         del self.recent[:-50]
+        if state in NOTEWORTHY_STATES:
+            self.storage.add_event(
+                self.record.id,
+                reason or state.value,
+                f"trial {trial.name} {state.value}: {message}",
+                trial_name=trial.name,
+                type="Normal" if state == TrialState.EARLY_STOPPED else "Warning",
+            )
         if state != TrialState.KILLED or reason != REASON_INTERRUPTED:
             self.exhausted = False  # new information: the algorithm may have more to say
             if self.algorithm is not None:
@@ -579,6 +591,13 @@ class ExperimentRun:
         ):
             self.best = trial
             self.storage.update_experiment(self.record.id, optimal_trial_name=trial.name)
+            self.storage.add_event(
+                self.record.id,
+                "NewOptimalTrial",
+                f"trial {trial.name} is the best so far "
+                f"({self.objective.objective_metric_name}={trial.objective:.6g})",
+                trial_name=trial.name,
+            )
         self.observer.trial_finished(self, trial)
         if self.completing is not None and not self.trials:
             self._close()
@@ -661,6 +680,8 @@ class ExperimentRun:
         self.storage.update_experiment(
             self.record.id, condition=condition, conditions=conditions, message=message
         )
+        kind = "Warning" if condition == ExperimentCondition.FAILED else "Normal"
+        self.storage.add_event(self.record.id, reason, message, type=kind)
 
 
 def _points(observations: Any) -> list[ObservationPoint]:

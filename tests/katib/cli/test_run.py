@@ -45,6 +45,10 @@ def test_run_writes_best_json_and_logs(katib: Katib) -> None:
     shown = katib("logs", best["bestTrialName"])
     assert shown.returncode == 0 and shown.stdout == text
     assert "best trial" in result.stdout
+    # Each new best trial, and the end, are events; successful trials are not.
+    events = katib("describe", "experiment", "exp").stdout.split("Events:", 1)[1]
+    assert f"NewOptimalTrial trial {best['bestTrialName']} is the best so far" in events
+    assert events.count("NewOptimalTrial") <= 4 and "ExperimentMaxTrialsReached" in events
 
 
 def test_rerun_of_finished_experiment_refuses(katib: Katib) -> None:
@@ -79,6 +83,11 @@ def test_failed_trials_fail_the_experiment(katib: Katib) -> None:
     failed = [t for t in katib.trials("exp") if t["status"]["condition"] == "Failed"]
     assert failed and failed[0]["status"]["exitCode"] == 3
     assert failed[0]["status"]["message"] == "exited with code 3"
+    # `describe` tells the story: the failed trial, and why the experiment failed.
+    described = katib("describe", "experiment", "exp").stdout
+    events = described.split("Events:", 1)[1]
+    assert f"trial {failed[0]['metadata']['name']} Failed: exited with code 3" in events
+    assert "Warning" in events and "ExperimentMaxFailedTrialsReached" in events
 
 
 def test_metrics_unavailable(katib: Katib) -> None:
