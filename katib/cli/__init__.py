@@ -307,7 +307,7 @@ def _run_experiments(
     quiet: bool,
     records: Sequence[Any] | None = None,
 ) -> int:
-    from katib.cli._display import LiveProgress
+    from katib.cli._live import LiveProgress
     from katib.cli._render import print_best
     from katib.cli._watch import write_best
     from katib.controller import Interrupted, Runner, admit, optimal_trial

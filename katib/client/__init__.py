@@ -7,9 +7,21 @@ the code above them does not need to know which one it talks to. :func:`connect`
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from katib.client._base import Backend, BudgetCounts
-from katib.client._local import LocalBackend
-from katib.client._remote import RemoteBackend, ServerUnreachableError
+
+if TYPE_CHECKING:
+    from katib.client._local import LocalBackend
+    from katib.client._remote import RemoteBackend, ServerUnreachableError
+
+# Loaded on first use: a server's client needs no database driver, the database no httpx.
+_EXPORTS = {
+    "LocalBackend": "katib.client._local",
+    "RemoteBackend": "katib.client._remote",
+    "ServerUnreachableError": "katib.client._remote",
+}
 
 __all__ = [
     "Backend",
@@ -31,5 +43,16 @@ def connect(
         StorageError: the database cannot be opened.
     """
     if server:
+        from katib.client._remote import RemoteBackend
+
         return RemoteBackend(server, token)
+    from katib.client._local import LocalBackend
+
     return LocalBackend.open(db)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'katib.client' has no attribute {name!r}")
+    return getattr(import_module(module), name)
