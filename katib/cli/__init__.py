@@ -296,6 +296,27 @@ def _create_or_attach(backend: Backend, exp: Any, source_dir: str) -> Any:
             f"experiment {exp.name} --server ...`, or `katib delete experiment {exp.name} "
             "--server ...` to run it from scratch"
         )
+    # As a local resume: the file may change the three counts, and nothing else.
+    from katib.spec import parse_experiment, validate_restart
+
+    stored = parse_experiment({k: current[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+    problems = validate_restart(stored, exp, int(current["status"]["trials"]))
+    if problems:
+        details = "; ".join(str(p) for p in problems)
+        raise ConflictError(
+            f"experiment {where} exists with a different spec ({details}); only maxTrialCount, "
+            "parallelTrialCount and maxFailedTrialCount may change when resuming"
+        )
+    new, old = exp.spec, stored.spec
+    counts: BudgetCounts = {
+        "max_trial_count": new.max_trial_count,
+        "parallel_trial_count": new.parallel_trial_count,
+        "max_failed_trial_count": new.max_failed_trial_count,
+    }
+    if tuple(counts.values()) != (
+        old.max_trial_count, old.parallel_trial_count, old.max_failed_trial_count
+    ):
+        current = backend.edit_budget(exp.namespace, exp.name, counts)
     return attach(backend, current)
 
 

@@ -26,6 +26,7 @@ from click.testing import CliRunner
 
 from katib.cli import cli
 from katib.client import RemoteBackend
+from katib.controller._run import HEARTBEAT_INTERVAL
 from katib.errors import NotFoundError
 from tests.katib.cli.conftest import REPO
 from tests.katib.client import conftest as client_fixtures
@@ -357,4 +358,43 @@ def test_ctrl_c_leaves_the_experiment_running_on_the_server(
     assert again.returncode == 0, err
     assert "best trial" in rest and "experiment proj: Succeeded" in rest
     assert api.get_experiment("default", "proj")["status"]["trials"] == 3
+    api.close()
+
+
+def test_run_on_the_server_resumes_as_locally(live_server: LiveServer, project: Path) -> None:
+    """A file run again while its experiment runs: new counts are taken, other changes refused."""
+    (project / "hold").write_text("")
+    doc = yaml.safe_load((project / "experiment.yaml").read_text())
+    api = RemoteBackend(live_server.url, live_server.admin)
+    api.create_experiment(doc, source_dir=str(project))
+    running_trial(live_server, "proj")
+    changed = json.loads(json.dumps(doc))
+    changed["spec"]["parameters"][0]["feasibleSpace"]["max"] = "0.95"
+    (project / "changed.yaml").write_text(yaml.safe_dump(changed))
+    code, _, err = katib("run", str(project / "changed.yaml"), *remote(live_server))
+    assert code == 2 and "different spec" in err and "spec.parameters" in err, err
+    space = api.get_experiment("default", "proj")["spec"]["parameters"][0]["feasibleSpace"]
+    assert space["max"] == "0.9"
+    more = json.loads(json.dumps(doc))
+    more["spec"]["maxTrialCount"] = 4
+    (project / "more.yaml").write_text(yaml.safe_dump(more))
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "katib", "run", str(project / "more.yaml")],
+        env=subprocess_env(live_server), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        first = watcher.stdout.readline()
+        assert first.startswith("watching default/proj"), first
+        assert api.get_experiment("default", "proj")["spec"]["maxTrialCount"] == 4
+        # The server's run picks a new budget up at its next heartbeat.
+        time.sleep(HEARTBEAT_INTERVAL * 2)
+        (project / "hold").unlink()
+        _, err = watcher.communicate(timeout=120)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == 0, err
+    assert api.get_experiment("default", "proj")["status"]["trials"] == 4
     api.close()
