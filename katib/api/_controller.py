@@ -66,7 +66,14 @@ class _Kill:
     trial: str
 
 
-_Item = MetricsReported | TrialExited | _Push | _Kill
+@dataclass(frozen=True)
+class _Refresh:
+    """Read the stored budget and stop request now, not at the next heartbeat."""
+
+    experiment_id: int
+
+
+_Item = MetricsReported | TrialExited | _Push | _Kill | _Refresh
 
 
 def points_from(observations: Sequence[Any]) -> list[ObservationPoint]:
@@ -156,6 +163,11 @@ class ControllerService:
             return False
         self._queue.put(_Kill(namespace, trial))
         return True
+
+    def refresh(self, experiment_id: int) -> None:
+        """Have the run of an experiment pick up a budget edit or a stop request at once."""
+        if self.drives(experiment_id):
+            self._queue.put(_Refresh(experiment_id))
 
     # The loop --------------------------------------------------------------------------------
 
@@ -253,6 +265,12 @@ class ControllerService:
             if run is not None:
                 self.launcher.kill(item.trial, REASON_KILLED_BY_USER)
             return
+        elif isinstance(item, _Refresh):
+            found = self._runs.get(item.experiment_id)
+            if found is None or found.done:
+                return
+            run = found
+            run.heartbeat()
         else:
             run = self._run_with(item.trial)
             if run is None:

@@ -222,6 +222,8 @@ def stop_experiment(
     """Stop an experiment: 200 when it ended at once, 202 when its controller stops it."""
     record = experiment_for(storage, principal, namespace, name, Role.EDITOR)
     record, ended = ops.stop(storage, record, controller)
+    if controller is not None and not ended:
+        controller.refresh(record.id)
     body = service.experiment_view(storage, record)
     return body if ended else JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
 
@@ -261,8 +263,10 @@ def edit_experiment(
     budget: BudgetUpdate,
     storage: StorageDep,
     principal: PrincipalDep,
+    controller: ControllerDep,
 ) -> Any:
-    """Change the trial budget; a running experiment picks it up within seconds."""
+    """Change the trial budget; an experiment this server runs takes it at once, one that
+    another process runs within seconds."""
     record = experiment_for(storage, principal, namespace, name, Role.EDITOR)
     record = ops.apply_budget(
         storage,
@@ -271,6 +275,8 @@ def edit_experiment(
         budget.parallel_trial_count,
         budget.max_failed_trial_count,
     )
+    if controller is not None:
+        controller.refresh(record.id)
     return service.experiment_view(storage, record)
 
 
