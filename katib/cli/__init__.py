@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
@@ -94,14 +93,12 @@ def _logs_root() -> Path:
     return katib_home() / "logs"
 
 
-def _connect(db: str | None, server: str | None, token: str | None) -> Backend:
-    """The database or the server the command works on.
+def _pick(db: str | None, server: str | None) -> tuple[str | None, str | None]:
+    """The one of ``--db`` and ``--server`` the command works on (the other one None).
 
-    ``--server`` and ``--db`` exclude each other; when one comes from the command line and
-    the other from the environment (KATIB_DB, KATIB_SERVER), the command line wins.
+    They exclude each other; when one comes from the command line and the other from the
+    environment (KATIB_DB, KATIB_SERVER), the command line wins.
     """
-    from katib.client import connect
-
     if server and db:
         ctx = click.get_current_context()
         server_source = ctx.get_parameter_source("server")
@@ -109,9 +106,16 @@ def _connect(db: str | None, server: str | None, token: str | None) -> Backend:
         if server_source == db_source:
             raise click.UsageError("give either --server or --db, not both")
         if db_source == click.core.ParameterSource.COMMANDLINE:
-            server = None
-        else:
-            db = None
+            return db, None
+        return None, server
+    return db, server
+
+
+def _connect(db: str | None, server: str | None, token: str | None) -> Backend:
+    """The database or the server the command works on (see :func:`_pick`)."""
+    from katib.client import connect
+
+    db, server = _pick(db, server)
     return connect(server=server, token=token, db=db)
 
 
@@ -241,13 +245,12 @@ def run(
             _fail(f"experiment {exp.namespace}/{exp.name} appears twice in the file", EXIT_USAGE)
         seen.add(key)
     source_dir = str(Path(file).resolve().parent)
-    backend = _connect(db, server, token)
-    if _is_remote(backend):
-        with backend:
-            code = _run_on_server(backend, experiments, source_dir, output, quiet, str(server))
+    db, server = _pick(db, server)
+    if server:
+        with _connect(None, server, token) as backend:
+            code = _run_on_server(backend, experiments, source_dir, output, quiet, server)
     else:
-        backend.close()
-        code = _run_experiments(experiments, db, source_dir, output, quiet)
+        code = _run_experiments(experiments, _storage(db), source_dir, output, quiet)
     sys.exit(code)
 
 
@@ -322,7 +325,7 @@ def _create_or_attach(backend: Backend, exp: Any, source_dir: str) -> Any:
 
 def _run_experiments(
     experiments: Sequence[Any],
-    db: str | None,
+    storage: Any,
     source_dir: str,
     output: str | None,
     quiet: bool,
@@ -335,7 +338,6 @@ def _run_experiments(
     from katib.records import ExperimentCondition
     from katib.views import best_trial_json
 
-    storage = _storage(db)
     if records is None:
         records = [admit(storage, exp, source_dir=source_dir) for exp in experiments]
     console = _out(quiet)
@@ -513,35 +515,11 @@ def logs(
 def _print_log(backend: Backend, trial: dict[str, Any], follow: bool) -> None:
     """Copy the trial's log to stdout; with ``follow``, until the trial has ended."""
     namespace, name = trial["metadata"]["namespace"], trial["metadata"]["name"]
-    pause = 0.5 if _is_remote(backend) else 0.2
-
-    def active() -> bool:
-        condition = backend.get_trial(namespace, name)["status"]["condition"]
-        return condition in ("Created", "Running")
-
     out = sys.stdout.buffer
-    offset = 0
-    chunk = backend.trial_log(namespace, name)
-    while chunk is None and follow and active():
-        time.sleep(pause)
-        chunk = backend.trial_log(namespace, name)
-    if chunk is None:
-        _fail(f"no log for trial {name} (it has not started, or its log was removed)", EXIT_USAGE)
-    while True:
-        if chunk:
-            out.write(chunk)
-            offset += len(chunk)
-        else:
-            out.flush()
-            if not follow or not active():
-                # The trial has ended: whatever it wrote last is on file now.
-                while chunk := backend.trial_log(namespace, name, offset) or b"":
-                    out.write(chunk)
-                    offset += len(chunk)
-                out.flush()
-                return
-            time.sleep(pause)
-        chunk = backend.trial_log(namespace, name, offset) or b""
+    pause = 0.5 if _is_remote(backend) else 0.2
+    for chunk in backend.log_chunks(namespace, name, follow=follow, poll=pause):
+        out.write(chunk)
+        out.flush()
 
 
 @cli.group()
@@ -681,7 +659,10 @@ def restart(
 
         assert isinstance(backend, LocalBackend)
         record = backend.storage.get_experiment(namespace, name)
-    sys.exit(_run_experiments([], db, record.source_dir, output, quiet, records=[record]))
+        code = _run_experiments(
+            [], backend.storage, record.source_dir, output, quiet, records=[record]
+        )
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -9,9 +9,15 @@ raises :mod:`katib.errors`: ``NotFoundError`` (no such object, or none the token
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, TypedDict
+
+from katib.errors import NoLogError
+
+#: Trial conditions of a trial that may still write output.
+ACTIVE_TRIAL = ("Created", "Running")
 
 
 class BudgetCounts(TypedDict, total=False):
@@ -99,6 +105,37 @@ class Backend(ABC):
 
         A chunk may stop short of the end: ask again from ``offset + len(chunk)``.
         """
+
+    def log_chunks(
+        self, namespace: str, name: str, *, follow: bool = False, poll: float = 0.2
+    ) -> Iterator[bytes]:
+        """The trial's output as written, chunk by chunk, from the start.
+
+        With ``follow``, waits for more (every ``poll`` seconds) until the trial has ended.
+
+        Raises:
+            NotFoundError: no such trial.
+            NoLogError: it has no log (with ``follow``: it ended without one).
+        """
+        offset = 0
+        while True:
+            # The state is read before the log: once the trial is seen ended, its log is whole.
+            active = follow and (
+                self.get_trial(namespace, name)["status"]["condition"] in ACTIVE_TRIAL
+            )
+            chunk = self.trial_log(namespace, name, offset)
+            if chunk:
+                offset += len(chunk)
+                yield chunk
+                continue
+            if not active:
+                if chunk is None and offset == 0:
+                    raise NoLogError(
+                        f"no log for trial {namespace}/{name} (it has not started, or its log "
+                        "was removed)"
+                    )
+                return
+            time.sleep(poll)
 
     # Tokens -------------------------------------------------------------------------------
 

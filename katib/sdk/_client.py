@@ -43,7 +43,7 @@ from katib.controller import (
     check_runnable,
     new_owner_id,
 )
-from katib.errors import ConflictError, KatibError, NotFoundError
+from katib.errors import ConflictError, KatibError, NoLogError
 from katib.records import ExperimentCondition, ExperimentRecord, TrialRecord, TrialState
 from katib.sdk._errors import (
     ExperimentFailedError,
@@ -71,7 +71,6 @@ logger = logging.getLogger("katib.sdk")
 
 CONDITIONS = tuple(c.value for c in ExperimentCondition)
 FINISHED = frozenset(c.value for c in ExperimentCondition if c.is_finished)
-ACTIVE_TRIAL = frozenset(s.value for s in TrialState if s.is_active)
 #: How long delete_experiment() waits for a running experiment to stop.
 STOP_WAIT_SECONDS = 60.0
 #: How long wait_for_experiment_condition() watches an unfinished experiment that nothing
@@ -766,18 +765,25 @@ class KatibClient:
             NotFoundError: no such trial, or its log was removed.
         """
         ns = namespace or self.namespace
-        if follow:
-            return self._follow(ns, name)
-        chunks: list[bytes] = []
-        while True:
-            chunk = self._backend.trial_log(ns, name, sum(len(c) for c in chunks))
-            if chunk is None:
-                if self._backend.get_trial(ns, name)["status"].get("startTime") is None:
-                    return ""
-                raise NotFoundError(f"no log for trial {ns}/{name}")
-            if not chunk:
-                return b"".join(chunks).decode(errors="replace")
-            chunks.append(chunk)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parts: list[str] = []
+        try:
+            for chunk in self._backend.log_chunks(ns, name, follow=follow, poll=LOG_POLL_SECONDS):
+                text = decoder.decode(chunk)
+                parts.append(text)
+                if follow and text:
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+        except NoLogError:
+            never_started = self._backend.get_trial(ns, name)["status"].get("startTime") is None
+            if follow or never_started:
+                return ""
+            raise
+        rest = decoder.decode(b"", final=True)
+        if follow and rest:
+            sys.stdout.write(rest)
+            sys.stdout.flush()
+        return "".join(parts) + rest
 
     get_trial_logs = get_job_logs
 
@@ -922,32 +928,6 @@ class KatibClient:
             logger.exception("run of experiment %s/%s failed", record.namespace, record.name)
         finally:
             local.finished.set()
-
-    def _follow(self, namespace: str, name: str) -> str:
-        """Print the trial's output as it comes, until it has ended; all of it."""
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        parts: list[str] = []
-        offset = 0
-
-        def emit(text: str) -> None:
-            if text:
-                parts.append(text)
-                sys.stdout.write(text)
-                sys.stdout.flush()
-
-        while True:
-            # The state is read before the log: once it is seen ended, the log is complete.
-            trial = self._backend.get_trial(namespace, name)
-            active = trial["status"]["condition"] in ACTIVE_TRIAL
-            chunk = self._backend.trial_log(namespace, name, offset)
-            if chunk:
-                offset += len(chunk)
-                emit(decoder.decode(chunk))
-                continue
-            if not active:
-                emit(decoder.decode(b"", final=True))
-                return "".join(parts)
-            time.sleep(LOG_POLL_SECONDS)
 
 
 def _refuse_finished(namespace: str, name: str, condition: str) -> None:
