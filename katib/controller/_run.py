@@ -605,9 +605,9 @@ class ExperimentRun:
     # End ---------------------------------------------------------------------------------
 
     def _complete(self, action: Complete) -> None:
+        # The end is recorded by _close, once every trial is: whoever sees the experiment
+        # Succeeded or Failed sees no trial of it still Running.
         self.completing = action
-        self._set_condition(action.condition, action.reason, action.message)
-        self.storage.update_experiment(self.record.id, completed_at=now())
         for name in list(self.pending):
             trial = self.trials[name]
             self._finish(
@@ -626,6 +626,10 @@ class ExperimentRun:
     def _close(self) -> None:
         if self.done:
             return
+        action = self.completing
+        if action is not None:
+            self._set_condition(action.condition, action.reason, action.message)
+            self.storage.update_experiment(self.record.id, completed_at=now())
         self.done = True
         self.storage.release(self.record.id, self.owner)
         self._claimed = False
