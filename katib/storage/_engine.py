@@ -80,11 +80,25 @@ def migrate(engine: Engine) -> None:
                 if current == SCHEMA_REVISION:
                     return
         if not tables:
-            _create_fresh(engine)
+            try:
+                _create_fresh(engine)
+            except SQLAlchemyError:
+                # Another process created it at the same moment (`katib run` and `katib get`
+                # on a new database): fine if it is now the newest schema.
+                if _revision(engine) != SCHEMA_REVISION:
+                    raise
             return
     except SQLAlchemyError as e:
         raise StorageError(f"cannot open database {engine.url!r}: {e}") from e
     _upgrade(engine)
+
+
+def _revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if "alembic_version" not in set(inspect(conn).get_table_names()):
+            return None
+        value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return None if value is None else str(value)
 
 
 def _create_fresh(engine: Engine) -> None:

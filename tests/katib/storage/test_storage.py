@@ -173,3 +173,25 @@ def test_fresh_schema_equals_the_migrated_one(tmp_path: Path) -> None:
             assert diff == []
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
             assert version == SCHEMA_REVISION
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """`katib run` and `katib get` on a database neither has created yet: no one fails."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    code = (
+        "import sys; from katib.storage import Storage; "
+        "s = Storage.open(sys.argv[1]); s.list_experiments(); print('ok')"
+    )
+    for round_ in range(3):
+        db = url.replace("new.db", f"new{round_}.db")
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, db], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+            for _ in range(6)
+        ]
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0 and out.strip() == "ok", err
