@@ -7,6 +7,7 @@ any SQLAlchemy URL works through ``--db`` or ``KATIB_DB``.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,12 @@ def migrate(engine: Engine) -> None:
                 _create_fresh(engine)
             except SQLAlchemyError:
                 # Another process created it at the same moment (`katib run` and `katib get`
-                # on a new database): fine if it is now the newest schema.
-                if _revision(engine) != SCHEMA_REVISION:
-                    raise
+                # on a new database): fine once it has stamped the newest schema.
+                deadline = time.monotonic() + 15
+                while _revision(engine) != SCHEMA_REVISION:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
             return
     except SQLAlchemyError as e:
         raise StorageError(f"cannot open database {engine.url!r}: {e}") from e
