@@ -1,7 +1,7 @@
 """REST API latency of trial pages at 10,000 trials, and batched metric push throughput.
 
     python benchmarks/api_latency.py [--trials 10000] [--requests 300] [--points 50000]
-        [--batch 500] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
+        [--batch 500] [--postgres postgresql+psycopg://katib:katib@127.0.0.1:5432/katib_test]
 
 For each database (a SQLite file in WAL mode; PostgreSQL in a schema of its own, dropped
 afterwards) this starts ``katib server`` as a separate process on loopback, inserts one
@@ -317,7 +317,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument(
         "--postgres",
-        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        default="postgresql+psycopg://katib:katib@127.0.0.1:5432/katib_test",
         help="PostgreSQL URL ('' to skip).",
     )
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 """Reading a whole experiment of 10,000 trials: on the database, through a server, and Optuna.
 
     python benchmarks/remote_listing.py [--trials 10000] [--reps 5]
-        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
+        [--postgres postgresql+psycopg://katib:katib@127.0.0.1:5432/katib_test]
 
 What the CLI (``katib get trials NAME -o json``) and the SDK (``list_trials``) do in each mode,
 timed side by side in one run, for each database (SQLite in WAL mode; PostgreSQL in a schema of
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument(
         "--postgres",
-        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        default="postgresql+psycopg://katib:katib@127.0.0.1:5432/katib_test",
         help="PostgreSQL URL ('' to skip).",
     )
     args = parser.parse_args()

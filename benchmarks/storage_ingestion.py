@@ -1,7 +1,7 @@
 """Observation points stored per second: direct batched writes and the push path, per database.
 
     python benchmarks/storage_ingestion.py [--points 50000] [--batch 500] [--repeat 3]
-        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
+        [--postgres postgresql+psycopg://katib:katib@127.0.0.1:5432/katib_test]
 
 * ``store``: ``Storage.add_observations`` in batches (what the controller does with the points
   a running trial reported since the last batch).
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--postgres", default="postgresql+psycopg://katib:katib@127.0.0.1:5432/katib_test")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         databases = {"SQLite (WAL)": f"sqlite:///{Path(tmp) / 'bench.db'}"}

@@ -1,8 +1,9 @@
 """Shared fixtures: an isolated KATIB_HOME per test, and databases to run storage tests on.
 
-PostgreSQL tests use ``KATIB_TEST_POSTGRES_URL`` (default: the machine's server on
-127.0.0.1:5432, database ``test``). On a laptop without it they are skipped with the reason;
-with ``CI=true`` they run and fail when the server is missing.
+PostgreSQL tests use ``KATIB_TEST_POSTGRES_URL`` (default: the server that
+``.ci/postgres.sh`` installs, starts and prepares on 127.0.0.1:5432, role ``katib``,
+database ``katib_test``). On a laptop without it they are skipped with the reason; with
+``CI=true`` they run and fail when the server is missing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_URL = os.environ.get(
-    "KATIB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    "KATIB_TEST_POSTGRES_URL", "postgresql+psycopg://katib:katib@127.0.0.1:5432/katib_test"
 )
 
 
