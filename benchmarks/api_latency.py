@@ -154,7 +154,7 @@ def populate(storage: Storage, trials: int) -> tuple[str, dict[str, list[int]]]:
             conn.execute(insert(TrialRow), rows[start : start + 1000])
     storage.update_experiment(record.id, condition=ExperimentCondition.SUCCEEDED)
     live = storage.create_trial(record, {"lr": "0.01", "layers": "2"})
-    storage.update_trial(live.id, state=TrialState.RUNNING)
+    storage.start_trial(live.id, started_at=time.time())
     orders = {
         sort: [t.id for t in storage.list_trials_page(record.id, sort=sort, limit=trials + 10)]
         for sort in ("created", "objective")

@@ -9,12 +9,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from katib._push import ReportError, report_metrics
+from katib._push import ReportError, push_observations, report_metrics
 
 if TYPE_CHECKING:
     from katib.sdk import KatibClient, search
 
-__all__ = ["KatibClient", "ReportError", "report_metrics", "search"]
+__all__ = ["KatibClient", "ReportError", "push_observations", "report_metrics", "search"]
 
 
 def __getattr__(name: str) -> Any:

@@ -55,12 +55,8 @@ class ConflictError(KatibError):
     """The request contradicts what is stored (rerun of a finished experiment, changed spec)."""
 
 
-class AlgorithmError(KatibError):
-    """A suggestion algorithm could not produce parameters (a bug or an exhausted space)."""
-
-
-class SearchSpaceExhaustedError(AlgorithmError):
-    """The algorithm has no new parameter set to offer (a grid that is fully explored)."""
+class TrialFinishedError(ConflictError):
+    """A finished trial was to be changed: finished trials are immutable."""
 
 
 class TemporaryError(KatibError):

@@ -28,6 +28,10 @@ class TrialState(StrEnum):
         return self in (TrialState.CREATED, TrialState.RUNNING)
 
     @property
+    def is_finished(self) -> bool:
+        return not self.is_active
+
+    @property
     def is_failure(self) -> bool:
         """Counts toward maxFailedTrialCount, as in Katib."""
         return self in (TrialState.FAILED, TrialState.METRICS_UNAVAILABLE)
@@ -64,6 +68,19 @@ class MetricSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "min": self.min, "max": self.max, "latest": self.latest}
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """How a trial ended: what :meth:`~katib.storage.Storage.finish_trial` stores, once."""
+
+    state: TrialState
+    reason: str
+    message: str
+    completed_at: float
+    exit_code: int | None = None
+    metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    objective: float | None = None
 
 
 @dataclass

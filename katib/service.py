@@ -19,10 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from katib._time import now
-from katib.controller import new_owner_id, optimal_trial, owner_alive
-from katib.controller._run import REASON_EXPERIMENT_DONE
-from katib.errors import ConflictError, FieldError, InvalidExperimentError, NotFoundError
-from katib.records import Condition, ExperimentCondition, ExperimentRecord, TrialRecord, TrialState
+from katib.controller import (
+    REASON_EXPERIMENT_DONE,
+    best_trials,
+    live_owner,
+    owner_alive,
+)
+from katib.errors import ConflictError, FieldError, InvalidExperimentError
+from katib.records import (
+    Condition,
+    ExperimentCondition,
+    ExperimentRecord,
+    TrialRecord,
+    TrialResult,
+    TrialState,
+)
 from katib.spec import validate_experiment
 from katib.storage import Storage, katib_home
 from katib.views import experiment_json
@@ -33,19 +44,9 @@ REASON_STOPPED = "ExperimentStoppedByUser"
 
 
 def run_elsewhere(record: ExperimentRecord) -> bool:
-    """Whether another live process (or host) drives the experiment."""
+    """Whether a live controller drives the experiment: another process's, another host's,
+    or another loop of this process."""
     return owner_alive(record.owner, record.owner_heartbeat)
-
-
-def best_trial(storage: Storage, record: ExperimentRecord) -> TrialRecord | None:
-    """The optimal trial: the one the controller recorded, else computed from the trials."""
-    if record.optimal_trial_name:
-        try:
-            return storage.get_trial(record.namespace, record.optimal_trial_name)
-        except NotFoundError:
-            pass
-    assert record.spec.spec.objective is not None
-    return optimal_trial(storage.list_trials(record.id), record.spec.spec.objective)
 
 
 def experiment_view(storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def experiments_view(
     """:func:`experiment_view` of many experiments with a fixed number of queries."""
     ids = [r.id for r in records]
     counts = storage.count_trials_many(ids)
-    best = storage.best_trials(records)
+    best = best_trials(storage, records)
     archived = storage.archived_ids(ids)
     out = []
     for r in records:
@@ -178,30 +179,27 @@ def stop_experiment(storage: Storage, record: ExperimentRecord, *, running: bool
     if running:
         return False
     # Hold the experiment while ending it, so that no controller starts it meanwhile.
-    holder = new_owner_id()
-    if not storage.claim(record.id, holder, expected=record.owner):
-        return False  # a controller took it just now; it sees the stop request
-    try:
-        t = now()
-        for trial in storage.list_trials(record.id, [TrialState.CREATED, TrialState.RUNNING]):
-            storage.update_trial(
-                trial.id,
-                state=TrialState.KILLED,
-                reason=REASON_EXPERIMENT_DONE,
-                message="Experiment was stopped",
-                completed_at=t,
+    with live_owner() as holder:
+        if not storage.claim(record.id, holder, expected=record.owner):
+            return False  # a controller took it just now; it sees the stop request
+        try:
+            t = now()
+            killed = TrialResult(
+                TrialState.KILLED, REASON_EXPERIMENT_DONE, "Experiment was stopped", t
             )
-        message = "Experiment was stopped by the user"
-        stopped = Condition("Succeeded", "True", REASON_STOPPED, message, t)
-        storage.update_experiment(
-            record.id,
-            condition=ExperimentCondition.SUCCEEDED,
-            conditions=[*record.conditions, stopped],
-            completed_at=t,
-            message=message,
-        )
-    finally:
-        storage.release(record.id, holder)
+            for trial in storage.list_trials(record.id, [TrialState.CREATED, TrialState.RUNNING]):
+                storage.finish_trial(trial.id, killed)
+            message = "Experiment was stopped by the user"
+            stopped = Condition("Succeeded", "True", REASON_STOPPED, message, t)
+            storage.update_experiment(
+                record.id,
+                condition=ExperimentCondition.SUCCEEDED,
+                conditions=[*record.conditions, stopped],
+                completed_at=t,
+                message=message,
+            )
+        finally:
+            storage.release(record.id, holder)
     return True
 
 

@@ -21,19 +21,23 @@ from suggestion._registry import (
     get_algorithm,
 )
 from suggestion._space import Parameter, SearchSpace, format_float, grid_size
+from suggestion._spec_checks import NAS_ALGORITHMS, SPEC_CHECKS, SpecChecks
 
 __all__ = [
     "EARLY_STOPPED",
     "ENTRY_POINT_GROUP",
     "FAILED",
+    "NAS_ALGORITHMS",
     "KILLED",
     "METRICS_UNAVAILABLE",
     "RUNNING",
+    "SPEC_CHECKS",
     "SUCCEEDED",
     "Algorithm",
     "Parameter",
     "SearchSpace",
     "SettingSpec",
+    "SpecChecks",
     "TrialRecord",
     "UnknownAlgorithmError",
     "algorithm_names",

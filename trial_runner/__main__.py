@@ -18,8 +18,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from trial_runner._events import Event, MetricsReported, TrialExited
-from trial_runner.local import LocalProcessLauncher, ProcessSpec
+from trial_runner._launch import (
+    Ending,
+    KillReason,
+    MetricsReported,
+    TrialEnded,
+    TrialEvent,
+    TrialStarted,
+)
+from trial_runner._process import ProcessRunner, ProcessSpec
 from trial_runner.metrics import MetricsParser
 
 EXIT_USAGE = 2
@@ -80,8 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"trial_runner: {e}", file=sys.stderr)
             return EXIT_USAGE
         parse_line = None
-    events: queue.Queue[Event] = queue.Queue()
-    launcher = LocalProcessLauncher()
+    events: queue.Queue[TrialEvent] = queue.Queue()
+    runner = ProcessRunner()
     spec = ProcessSpec(
         argv=command, cwd=os.getcwd(), log_path=Path("/dev/stdout"), append_log=True,
         parse_line=parse_line, collectors=collectors,
@@ -89,17 +96,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.trial_name or "trial"
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        launcher.kill(name, f"signal {signal.Signals(signum).name}")
+        runner.kill(name, KillReason.INTERRUPTED, f"signal {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    launcher.launch(name, spec, events.put)
+    runner.start(name, spec, events.put)
     while True:
         event = events.get()
+        if isinstance(event, TrialStarted):
+            continue
         _push(args, event.observations)
-        if isinstance(event, TrialExited):
-            if event.error:
-                print(f"trial_runner: {event.error}", file=sys.stderr)
+        if isinstance(event, TrialEnded):
+            if event.ending == Ending.NOT_STARTED:
+                print(f"trial_runner: {event.message}", file=sys.stderr)
                 return 127
             code = event.exit_code or 0
             return 128 - code if code < 0 else code
@@ -124,7 +133,7 @@ def _collector(args: argparse.Namespace, names: list[str]) -> Any:
 def _push(args: argparse.Namespace, observations: Sequence[Any]) -> None:
     if args.no_push or not observations:
         return
-    from katib._push import ReportError, push_observations
+    from katib import ReportError, push_observations
 
     points = [{"name": o.name, "value": o.value, "step": o.step, "timestamp": o.timestamp}
               for o in observations]

@@ -1,256 +1,249 @@
-"""Trials as local processes.
+"""Trials as local processes: the launcher of ``katib run``, the SDK and a local server.
 
-Each trial runs in its own session (process group), so that stopping it stops everything it
-started and a Ctrl-C in the user's terminal reaches the controller, which then stops the
-trials itself. One reader thread per trial copies the output to the trial's log file and
-parses metrics from it as it comes, so the controller never waits on a pipe.
+Everything about running a trial on this machine lives here: the primary container of the
+rendered workload becomes an argv (``python`` is the interpreter that runs katib), its
+``env`` and ``workingDir`` are honoured with relative paths resolved against the YAML's
+folder, the trial gets its own folder where configured metrics paths and ports are mapped
+(:mod:`trial_runner._collect`), its own checkpoint folder seeded from its parent's (PBT),
+a share of the cores for math libraries and GPUs of its own (:mod:`trial_runner._resources`),
+and a process group that is stopped as a whole (:mod:`trial_runner._process`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import select
-import signal
-import subprocess
+import shutil
+import sys
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trial_runner._events import EventSink, Launcher, MetricsReported, TrialExited
+from katib.errors import KatibError
+from katib.spec import primary_container
+from trial_runner._collect import CollectorSetupError, plan_collection
+from trial_runner._launch import (
+    Ending,
+    EventSink,
+    KillReason,
+    Launcher,
+    TrialEnded,
+    TrialLaunch,
+)
+from trial_runner._process import ProcessRunner, ProcessSpec, kill_leftover
+from trial_runner._resources import GpuPool, ResourceError, gpus_requested, thread_env
+from trial_runner.metrics import MetricsParser
 
-#: Longest line the metrics parser examines; the rest of a longer line goes to the log only.
-MAX_PARSED_LINE = 64 * 1024
-_READ_SIZE = 64 * 1024
-#: How often a running trial's new observations are handed to the controller.
-REPORT_INTERVAL = 1.0
-#: After the process has exited, how long to wait for the pipe to close (grandchildren that
-#: inherited it may keep it open forever).
-_DRAIN_AFTER_EXIT = 1.0
-#: How often collectors other than stdout are polled while a trial runs.
-_POLL_INTERVAL = 0.25
-
-
-LineParser = Callable[[bytes], Sequence[Any]]
-
-
-@dataclass(frozen=True)
-class ProcessSpec:
-    """Everything needed to run one trial as a process."""
-
-    argv: Sequence[str]
-    cwd: str
-    log_path: Path
-    env: Mapping[str, str] = field(default_factory=dict)
-    parse_line: LineParser | None = None
-    deadline_seconds: float | None = None
-    #: Append to the log instead of starting it afresh (a retry of the same trial).
-    append_log: bool = False
-    #: Collectors polled while the trial runs (files, tfevents, Prometheus, a custom command).
-    collectors: Sequence[Any] = ()
+__all__ = ["LocalProcessLauncher"]
 
 
 @dataclass
-class _Running:
-    name: str
-    proc: subprocess.Popen[bytes]
-    killed_reason: str | None = None
-    timer: threading.Timer | None = None
+class _Queued:
+    """A trial held back until enough GPUs are free."""
+
+    launch: TrialLaunch
+    sink: EventSink
+    gpus: int
 
 
 class LocalProcessLauncher(Launcher):
-    """Runs trials as child processes of this one."""
+    """Runs trials as process groups on this machine.
 
-    def __init__(self, *, grace_seconds: float = 5.0) -> None:
-        self.grace_seconds = grace_seconds
-        self._running: dict[str, _Running] = {}
-        self._lock = threading.Lock()
-
-    def launch(self, trial: str, spec: Any, sink: EventSink) -> int | None:
-        assert isinstance(spec, ProcessSpec)
-        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.update(spec.env)
-        log = open(spec.log_path, "ab" if spec.append_log else "wb")  # noqa: SIM115 - closed by the reader thread
-        try:
-            proc = subprocess.Popen(
-                list(spec.argv),
-                cwd=spec.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except (OSError, ValueError) as e:
-            message = f"cannot start {spec.argv[0] if spec.argv else '(empty command)'}: {e}"
-            log.write((message + "\n").encode())
-            log.close()
-            sink(TrialExited(trial, None, error=message))
-            return None
-        running = _Running(trial, proc)
-        with self._lock:
-            self._running[trial] = running
-        if spec.deadline_seconds is not None:
-            running.timer = threading.Timer(
-                spec.deadline_seconds,
-                self.kill,
-                args=(trial, f"DeadlineExceeded: ran longer than {spec.deadline_seconds:g} s"),
-            )
-            running.timer.daemon = True
-            running.timer.start()
-        thread = threading.Thread(
-            target=self._pump, args=(running, spec, log, sink), name=f"trial-{trial}", daemon=True
-        )
-        thread.start()
-        return proc.pid
-
-    def _pump(self, running: _Running, spec: ProcessSpec, log: Any, sink: EventSink) -> None:
-        proc = running.proc
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        pending: list[Any] = []
-        partial = bytearray()
-        skipping = False  # inside a line longer than MAX_PARSED_LINE
-        last_report = time.monotonic()
-        exited_at: float | None = None
-        parse = spec.parse_line
-        collectors = list(spec.collectors)
-        last_poll = 0.0
-        try:
-            while True:
-                ready, _, _ = select.select([fd], [], [], 0.25)
-                if collectors and time.monotonic() - last_poll >= _POLL_INTERVAL:
-                    last_poll = time.monotonic()
-                    for collector in collectors:
-                        pending.extend(collector.poll())
-                # Checked on every pass, not only when idle: a grandchild that keeps writing
-                # to the inherited pipe must not hold the trial open after its process ended.
-                if proc.poll() is not None:
-                    exited_at = exited_at or time.monotonic()
-                    if time.monotonic() - exited_at > _DRAIN_AFTER_EXIT:
-                        break
-                if not ready:
-                    # A trial that reports and then computes silently is still reported.
-                    if pending and time.monotonic() - last_report >= REPORT_INTERVAL:
-                        sink(MetricsReported(running.name, pending))
-                        pending = []
-                        last_report = time.monotonic()
-                    continue
-                chunk = os.read(fd, _READ_SIZE)
-                if not chunk:
-                    break
-                log.write(chunk)
-                log.flush()  # the log is read live (``katib logs --follow``)
-                if parse is None:
-                    continue
-                partial += chunk
-                start = 0
-                while True:
-                    nl = partial.find(b"\n", start)
-                    if nl < 0:
-                        break
-                    if not skipping:
-                        pending.extend(
-                            parse(bytes(partial[start : min(nl, start + MAX_PARSED_LINE)]))
-                        )
-                    skipping = False
-                    start = nl + 1
-                del partial[:start]
-                if len(partial) > MAX_PARSED_LINE:
-                    if not skipping:
-                        pending.extend(parse(bytes(partial[:MAX_PARSED_LINE])))
-                    skipping = True
-                    partial.clear()
-                now = time.monotonic()
-                if pending and now - last_report >= REPORT_INTERVAL:
-                    log.flush()
-                    sink(MetricsReported(running.name, pending))
-                    pending = []
-                    last_report = now
-            if parse is not None and partial and not skipping:
-                pending.extend(parse(bytes(partial[:MAX_PARSED_LINE])))
-        except Exception as e:  # noqa: BLE001 - a reader failure must still end the trial
-            with contextlib.suppress(OSError):
-                log.write(f"\n[katib] reading trial output failed: {e}\n".encode())
-        finally:
-            log.close()
-            proc.stdout.close()
-        code = proc.wait()
-        for collector in collectors:
-            # A collector must never keep the trial from ending, whatever it runs into.
-            with contextlib.suppress(Exception):
-                pending.extend(collector.finish())
-            with contextlib.suppress(Exception):
-                collector.close()
-        # As when a pod's container ends: whatever the trial left behind in its process
-        # group (background helpers, data loaders) ends with it.
-        _signal_group(proc, signal.SIGKILL)
-        if running.timer is not None:
-            running.timer.cancel()
-        with self._lock:
-            self._running.pop(running.name, None)
-        sink(TrialExited(running.name, code, pending, killed_reason=running.killed_reason))
-
-    def kill(self, trial: str, reason: str) -> None:
-        with self._lock:
-            running = self._running.get(trial)
-        if running is None:
-            return
-        if running.killed_reason is None:
-            running.killed_reason = reason
-        _signal_group(running.proc, signal.SIGTERM)
-        timer = threading.Timer(self.grace_seconds, _signal_group, (running.proc, signal.SIGKILL))
-        timer.daemon = True
-        timer.start()
-
-    def kill_all(self, reason: str, *, wait: float = 5.0) -> None:
-        with self._lock:
-            running = list(self._running.values())
-        for r in running:
-            if r.killed_reason is None:
-                r.killed_reason = reason
-            _signal_group(r.proc, signal.SIGTERM)
-        deadline = time.monotonic() + wait
-        for r in running:
-            remaining = deadline - time.monotonic()
-            try:
-                r.proc.wait(timeout=max(remaining, 0.01))
-            except subprocess.TimeoutExpired:
-                pass
-            # SIGKILL the group even after the leader exited: its children may live on.
-            _signal_group(r.proc, signal.SIGKILL)
-
-    def active(self) -> list[str]:
-        with self._lock:
-            return list(self._running)
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
-
-
-def kill_leftover(pid: int, started_at: float | None) -> bool:
-    """Kill the process group of a trial left running by a controller that crashed.
-
-    Only a process that started within a few seconds of the trial is killed, so that a pid
-    reused by an unrelated process is left alone. Returns whether something was killed.
+    Args:
+        home: The folder under which each trial gets its own folders
+            (``trials/<ns>/<exp>/<trial>`` for metrics files, ``checkpoints/...`` for PBT).
+        gpus: GPU ids to hand out (default: ``CUDA_VISIBLE_DEVICES`` or what nvidia-smi lists).
+        grace_seconds: How long a stopped trial has between SIGTERM and SIGKILL.
     """
-    import psutil
 
-    try:
-        proc = psutil.Process(pid)
-        if started_at is not None and abs(proc.create_time() - started_at) > 5.0:
-            return False
-        pgid = os.getpgid(pid)
-    except (psutil.Error, ProcessLookupError, PermissionError):
-        return False
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-        return True
-    return False
+    def __init__(
+        self, home: Path, *, gpus: list[str] | None = None, grace_seconds: float = 5.0
+    ) -> None:
+        self.home = home
+        self.processes = ProcessRunner(grace_seconds=grace_seconds)
+        self.gpu_pool = GpuPool(gpus)
+        self._lock = threading.Lock()
+        self._queued: deque[_Queued] = deque()
+
+    # The launcher interface ------------------------------------------------------------------
+
+    def launch(self, launch: TrialLaunch, sink: EventSink) -> None:
+        try:
+            container = primary_container(launch.manifest, launch.primary_container)
+            gpus = gpus_requested(container)
+            if gpus > self.gpu_pool.total:
+                raise ResourceError(
+                    f"the trial asks for {gpus} nvidia.com/gpu but this machine has "
+                    f"{self.gpu_pool.total}"
+                )
+        except ResourceError as e:
+            sink(_not_started(launch, "InsufficientResources", str(e)))
+            return
+        except KatibError as e:
+            sink(_not_started(launch, "InvalidTrialTemplate", str(e)))
+            return
+        with self._lock:
+            if gpus and (self._queued or not self._acquire(launch.trial, gpus)):
+                self._queued.append(_Queued(launch, sink, gpus))
+                return
+        self._start(launch, sink, container)
+
+    def kill(self, trial: str, reason: KillReason, message: str = "") -> None:
+        with self._lock:
+            queued = next((q for q in self._queued if q.launch.trial == trial), None)
+            if queued is not None:
+                self._queued.remove(queued)
+        if queued is not None:
+            queued.sink(_killed_before_start(queued.launch, reason, message))
+            return
+        self.processes.kill(trial, reason, message)
+
+    def kill_all(self, reason: KillReason, *, wait: float = 5.0) -> None:
+        with self._lock:
+            queued = list(self._queued)
+            self._queued.clear()
+        for q in queued:
+            q.sink(_killed_before_start(q.launch, reason, ""))
+        self.processes.kill_all(reason, wait=wait)
+
+    def clean_up(self, trial: str, pid: int | None, started_at: float | None) -> None:
+        if pid is not None:
+            kill_leftover(pid, started_at)
+
+    # Folders ---------------------------------------------------------------------------------
+
+    def trial_dir(self, launch: TrialLaunch) -> Path:
+        """The trial's own folder, where configured metrics paths are mapped to."""
+        return self.home / "trials" / launch.namespace / launch.experiment / launch.trial
+
+    def checkpoint_dir(self, launch: TrialLaunch, trial: str) -> Path:
+        return self.home / "checkpoints" / launch.namespace / launch.experiment / trial
+
+    # Starting --------------------------------------------------------------------------------
+
+    def _acquire(self, trial: str, gpus: int) -> bool:
+        return self.gpu_pool.acquire(trial, gpus) is not None
+
+    def _start(self, launch: TrialLaunch, sink: EventSink, container: Mapping[str, Any]) -> None:
+        try:
+            spec = self._process_spec(launch, container)
+        except CollectorSetupError as e:
+            self._release(launch.trial)
+            sink(_not_started(launch, "MetricsCollectorError", str(e)))
+            return
+        except KatibError as e:
+            self._release(launch.trial)
+            sink(_not_started(launch, "InvalidTrialTemplate", str(e)))
+            return
+        self.processes.start(
+            launch.trial, spec, sink, on_exit=lambda: self._release(launch.trial)
+        )
+
+    def _release(self, trial: str) -> None:
+        """Free the trial's GPUs and start the trials that waited for them, oldest first."""
+        ready: list[_Queued] = []
+        with self._lock:
+            self.gpu_pool.release(trial)
+            while self._queued and self._acquire(self._queued[0].launch.trial,
+                                                 self._queued[0].gpus):
+                ready.append(self._queued.popleft())
+        for q in ready:
+            container = primary_container(q.launch.manifest, q.launch.primary_container)
+            self._start(q.launch, q.sink, container)
+
+    def _process_spec(self, launch: TrialLaunch, container: Mapping[str, Any]) -> ProcessSpec:
+        command = container.get("command") or []
+        args = container.get("args") or []
+        argv = [str(a) for a in [*command, *args]]
+        if not command:
+            raise KatibError(
+                f"container {launch.primary_container!r} has no command: locally the "
+                "image's entrypoint is not known, so the trial needs an explicit command"
+            )
+        if argv[0] in ("python", "python3"):
+            # Trials use the interpreter (and virtual environment) that runs katib.
+            argv[0] = sys.executable
+        base = Path(launch.source_dir or ".")
+        working_dir = container.get("workingDir")
+        cwd = base / working_dir if working_dir else base
+        env = {
+            "PYTHONUNBUFFERED": "1",
+            "KATIB_TRIAL_NAME": launch.trial,
+            "KATIB_EXPERIMENT_NAME": launch.experiment,
+            "KATIB_NAMESPACE": launch.namespace,
+            **launch.push_env,
+        }
+        for item in container.get("env") or []:
+            if isinstance(item, Mapping) and "name" in item and "value" in item:
+                env[str(item["name"])] = str(item["value"])
+        checkpoint = self._checkpoint_mapping(launch)
+        if checkpoint is not None:
+            # The trial sees its own folder where the spec names the shared checkpoint path.
+            shared, own = checkpoint
+            argv = [a.replace(shared, own) for a in argv]
+            env = {k: v.replace(shared, own) for k, v in env.items()}
+        for key, value in thread_env(container, launch.parallel_trial_count).items():
+            env.setdefault(key, value)
+        gpus = self.gpu_pool.owned(launch.trial)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        plan = plan_collection(
+            launch.collection, trial_dir=self.trial_dir(launch), cwd=str(cwd), env=env
+        )
+        argv = [plan.apply(a) for a in argv]
+        env = {k: plan.apply(v) for k, v in env.items()} | plan.env
+        parser = None
+        if plan.parse_stdout:
+            formats = launch.collection.metrics_format
+            parser = MetricsParser(launch.collection.metric_names,
+                                   list(formats) if formats else None)
+        deadline = (launch.manifest.get("spec") or {}).get("activeDeadlineSeconds")
+        return ProcessSpec(
+            argv=argv,
+            cwd=str(cwd),
+            log_path=launch.log_path,
+            env=env,
+            parse_line=None if parser is None else parser.parse_line,
+            collectors=plan.collectors,
+            deadline_seconds=float(deadline) if isinstance(deadline, int | float) else None,
+            append_log=launch.attempt > 0,
+        )
+
+    def _checkpoint_mapping(self, launch: TrialLaunch) -> tuple[str, str] | None:
+        """(path in the spec, this trial's folder) for algorithms that keep checkpoints (PBT).
+
+        On a cluster every trial mounts its own folder at the checkpoint path; locally each
+        trial gets ``<home>/checkpoints/<ns>/<exp>/<trial>`` instead, seeded with a copy of
+        its parent's folder when the algorithm names a parent.
+        """
+        checkpoint = launch.checkpoint
+        if checkpoint is None or not checkpoint.path:
+            return None
+        own = self.checkpoint_dir(launch, launch.trial)
+        parent = checkpoint.parent
+        if parent and parent != launch.trial and not own.exists():
+            source = self.checkpoint_dir(launch, parent)
+            if source.is_dir():
+                shutil.copytree(source, own, dirs_exist_ok=True)
+        own.mkdir(parents=True, exist_ok=True)
+        own_text = str(own)
+        if checkpoint.path.endswith("/"):
+            own_text += "/"
+        return checkpoint.path, own_text
+
+
+def _not_started(launch: TrialLaunch, reason: str, message: str) -> TrialEnded:
+    launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(launch.log_path, "ab" if launch.attempt > 0 else "wb") as log:
+        log.write(f"[katib] the trial could not start: {message}\n".encode())
+    return TrialEnded(launch.trial, Ending.NOT_STARTED, message, reason=reason)
+
+
+def _killed_before_start(launch: TrialLaunch, reason: KillReason, message: str) -> TrialEnded:
+    return TrialEnded(
+        launch.trial,
+        Ending.KILLED,
+        message or f"killed before it started: {reason.value}",
+        kill_reason=reason,
+    )

@@ -6,7 +6,6 @@ with uvicorn. Layout: ``app.py`` (assembly), ``deps.py`` (storage, principal), `
 """
 
 from katib.api._bootstrap import ADMIN_TOKEN_ENV, ensure_admin_token
-from katib.api._controller import ControllerService
 from katib.api.app import create_app
 
-__all__ = ["ADMIN_TOKEN_ENV", "ControllerService", "create_app", "ensure_admin_token"]
+__all__ = ["ADMIN_TOKEN_ENV", "create_app", "ensure_admin_token"]

@@ -14,8 +14,7 @@ from katib.api._problems import (
     UnsupportedMediaTypeError,
 )
 from katib.errors import FieldError, InvalidExperimentError
-from katib.spec import Experiment, load_experiments, parse_experiment
-from katib.spec._loader import MAX_FILE_BYTES
+from katib.spec import MAX_FILE_BYTES, Experiment, load_experiments, parse_experiment
 
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 JSON_TYPES = frozenset({"application/json", ""})

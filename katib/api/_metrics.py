@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from katib.api._controller import ControllerService
+from katib.controller import BackgroundController
 from katib.records import ExperimentCondition, TrialState
 from katib.storage import Storage
 
@@ -24,7 +24,7 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 
 
 class _StorageCollector(Collector):
-    def __init__(self, storage: Storage, controller: ControllerService | None) -> None:
+    def __init__(self, storage: Storage, controller: BackgroundController | None) -> None:
         self.storage = storage
         self.controller = controller
 
@@ -60,7 +60,7 @@ class _StorageCollector(Collector):
 class Metrics:
     """The registry of one app, and the middleware that times its requests."""
 
-    def __init__(self, storage: Storage, controller: ControllerService | None) -> None:
+    def __init__(self, storage: Storage, controller: BackgroundController | None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.latency = Histogram(
             "katib_api_request_duration_seconds",

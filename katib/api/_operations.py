@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from katib import service
 from katib._time import now
-from katib.api._controller import REASON_KILLED_BY_USER, ControllerService
-from katib.controller import owner_alive
+from katib.controller import REASON_KILLED_BY_USER, BackgroundController, owner_alive
 from katib.errors import ConflictError, FieldError, InvalidExperimentError
-from katib.records import ExperimentRecord, TrialRecord, TrialState
+from katib.records import ExperimentRecord, TrialRecord, TrialResult, TrialState
 from katib.storage import Storage
-from trial_runner.local import kill_leftover
 
-__all__ = ["REASON_KILLED_BY_USER", "apply_budget", "delete", "kill_trial", "restart", "stop"]
+__all__ = ["apply_budget", "delete", "kill_trial", "restart", "stop"]
 
 
-def is_driven(record: ExperimentRecord, controller: ControllerService | None) -> bool:
+def is_driven(record: ExperimentRecord, controller: BackgroundController | None) -> bool:
     """Whether a controller (this server's, or another live process) runs the experiment."""
     if controller is not None and controller.drives(record.id):
         return True
@@ -27,7 +25,7 @@ def is_driven(record: ExperimentRecord, controller: ControllerService | None) ->
 
 
 def stop(
-    storage: Storage, record: ExperimentRecord, controller: ControllerService | None
+    storage: Storage, record: ExperimentRecord, controller: BackgroundController | None
 ) -> tuple[ExperimentRecord, bool]:
     """Stop an experiment; returns it and whether it has already ended (else: it will soon)."""
     ended = service.stop_experiment(storage, record, running=is_driven(record, controller))
@@ -79,7 +77,7 @@ def restart(
 
 
 def delete(
-    storage: Storage, record: ExperimentRecord, controller: ControllerService | None
+    storage: Storage, record: ExperimentRecord, controller: BackgroundController | None
 ) -> None:
     """Delete a stopped experiment with its trials, observations, logs and checkpoints."""
     if is_driven(record, controller):
@@ -98,7 +96,7 @@ def set_archived(storage: Storage, record: ExperimentRecord, archived: bool) -> 
 
 
 def kill_trial(
-    storage: Storage, trial: TrialRecord, controller: ControllerService | None
+    storage: Storage, trial: TrialRecord, controller: BackgroundController | None
 ) -> tuple[TrialRecord, bool]:
     """Kill a trial; returns it and whether it has ended already (else: it will soon)."""
     where = f"{trial.namespace}/{trial.name}"
@@ -116,13 +114,13 @@ def kill_trial(
         raise ConflictError(
             f"trial {where} is run by another controller ({record.owner}); kill it there"
         )
-    if trial.pid is not None:
-        kill_leftover(trial.pid, trial.started_at)
-    storage.update_trial(
+    if controller is not None and trial.pid is not None:
+        # Left running by a controller that died: only a launcher can stop its workload.
+        controller.launcher.clean_up(trial.name, trial.pid, trial.started_at)
+    storage.finish_trial(
         trial.id,
-        state=TrialState.KILLED,
-        reason=REASON_KILLED_BY_USER,
-        message="Trial was killed by the user",
-        completed_at=now(),
+        TrialResult(
+            TrialState.KILLED, REASON_KILLED_BY_USER, "Trial was killed by the user", now()
+        ),
     )
     return storage.get_trial(trial.namespace, trial.name), True

@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from katib.api import _problems
-from katib.api._controller import ControllerService
 from katib.api._metrics import LatencyMiddleware, Metrics
 from katib.api.routes import algorithms, experiments, health, observations, tokens, trials
+from katib.controller import BackgroundController
 from katib.storage import Storage
 
 DESCRIPTION = """\
@@ -41,7 +41,7 @@ def _version() -> str:
 def create_app(
     storage: Storage,
     *,
-    controller: ControllerService | None = None,
+    controller: BackgroundController | None = None,
     work_dir: str | None = None,
 ) -> FastAPI:
     """The REST API over ``storage``.

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from katib.api._auth import Principal, UnauthorizedError
-from katib.api._controller import ControllerService
+from katib.controller import BackgroundController
 from katib.storage import Storage
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer <token>`")
@@ -24,13 +24,13 @@ def get_storage(request: Request) -> Storage:
     return storage
 
 
-def get_controller(request: Request) -> ControllerService | None:
-    controller: ControllerService | None = request.app.state.controller
+def get_controller(request: Request) -> BackgroundController | None:
+    controller: BackgroundController | None = request.app.state.controller
     return controller
 
 
 StorageDep = Annotated[Storage, Depends(get_storage)]
-ControllerDep = Annotated[ControllerService | None, Depends(get_controller)]
+ControllerDep = Annotated[BackgroundController | None, Depends(get_controller)]
 
 
 def get_principal(

@@ -282,7 +282,6 @@ def _create_or_attach(backend: Backend, exp: Any, source_dir: str) -> Any:
     """Create the experiment on the server, or attach to an unfinished one of that name."""
     from katib.cli._watch import Watched, attach
 
-    where = f"{exp.namespace}/{exp.name}"
     try:
         current = backend.get_experiment(exp.namespace, exp.name)
     except NotFoundError:
@@ -292,33 +291,25 @@ def _create_or_attach(backend: Backend, exp: Any, source_dir: str) -> Any:
         except ConflictError:
             # Created by someone else since we looked: attach to it as below.
             current = backend.get_experiment(exp.namespace, exp.name)
-    condition = current["status"]["condition"]
-    if condition in ("Succeeded", "Failed"):
-        raise ConflictError(
-            f"experiment {where} already finished ({condition}); see `katib describe "
-            f"experiment {exp.name} --server ...`, or `katib delete experiment {exp.name} "
-            "--server ...` to run it from scratch"
-        )
-    # As a local resume: the file may change the three counts, and nothing else.
-    from katib.spec import parse_experiment, validate_restart
+    # The resume rule of a local run: the file may change the three counts, and nothing else.
+    from katib.controller import resume_counts
+    from katib.spec import parse_experiment
 
+    condition = current["status"]["condition"]
     stored = parse_experiment({k: current[k] for k in ("apiVersion", "kind", "metadata", "spec")})
-    problems = validate_restart(stored, exp, int(current["status"]["trials"]))
-    if problems:
-        details = "; ".join(str(p) for p in problems)
-        raise ConflictError(
-            f"experiment {where} exists with a different spec ({details}); only maxTrialCount, "
-            "parallelTrialCount and maxFailedTrialCount may change when resuming"
-        )
-    new, old = exp.spec, stored.spec
-    counts: BudgetCounts = {
-        "max_trial_count": new.max_trial_count,
-        "parallel_trial_count": new.parallel_trial_count,
-        "max_failed_trial_count": new.max_failed_trial_count,
-    }
-    if tuple(counts.values()) != (
-        old.max_trial_count, old.parallel_trial_count, old.max_failed_trial_count
-    ):
+    new = resume_counts(
+        stored,
+        condition in ("Succeeded", "Failed"),
+        condition,
+        exp,
+        int(current["status"]["trials"]),
+    )
+    if new is not None:
+        counts: BudgetCounts = {
+            "max_trial_count": new.max_trial_count,
+            "parallel_trial_count": new.parallel_trial_count,
+            "max_failed_trial_count": new.max_failed_trial_count,
+        }
         current = backend.edit_budget(exp.namespace, exp.name, counts)
     return attach(backend, current)
 
@@ -334,17 +325,31 @@ def _run_experiments(
     from katib.cli._live import LiveProgress
     from katib.cli._render import print_best
     from katib.cli._watch import write_best
-    from katib.controller import Interrupted, Runner, admit, optimal_trial
+    from katib.controller import (
+        ControllerLoop,
+        FixedExperiments,
+        Interrupted,
+        LoopbackPush,
+        admit,
+        best_trial,
+    )
     from katib.records import ExperimentCondition
+    from katib.storage import katib_home
     from katib.views import best_trial_json
+    from trial_runner.local import LocalProcessLauncher
 
     if records is None:
         records = [admit(storage, exp, source_dir=source_dir) for exp in experiments]
     console = _out(quiet)
     progress = LiveProgress(console)
-    runner = Runner(storage, logs_root=_logs_root(), observer=progress)
-    for record in records:
-        progress.runs.append(runner.add(record))
+    loop = ControllerLoop(
+        storage,
+        LocalProcessLauncher(katib_home()),
+        logs_root=_logs_root(),
+        source=FixedExperiments(records),
+        push=LoopbackPush(),
+        observer=progress,
+    )
     for record in records:
         done = storage.count_trials(record.id)
         if done:
@@ -353,19 +358,14 @@ def _run_experiments(
             )
     try:
         with progress:
-            runs = runner.run()
+            loop.run()
     except Interrupted:
         _err.print("interrupted: trials were stopped; run the same command again to resume")
         return EXIT_INTERRUPTED
     results = []
-    for run_ in runs:
-        record = storage.get_experiment_by_id(run_.record.id)
-        best = (
-            optimal_trial(storage.list_trials(record.id), record.spec.spec.objective)
-            if run_.best is None
-            else run_.best
-        )
-        results.append(best_trial_json(record, best))
+    for record in records:
+        record = storage.get_experiment_by_id(record.id)
+        results.append(best_trial_json(record, best_trial(storage, record)))
         print_best(console, results[-1], record.message)
     if output:
         write_best(output, results)

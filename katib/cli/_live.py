@@ -47,6 +47,9 @@ class LiveProgress(RunObserver):
             self.live.__exit__(*exc)
             self.live = None
 
+    def experiment_started(self, run: ExperimentRun) -> None:
+        self.runs.append(run)
+
     def trial_finished(self, run: ExperimentRun, trial: TrialRecord) -> None:
         if self.live is not None or self.console.quiet:
             return

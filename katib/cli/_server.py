@@ -50,7 +50,10 @@ def server(host: str, port: int, db: str | None) -> None:
     """
     import uvicorn
 
-    from katib.api import ControllerService, create_app, ensure_admin_token
+    from katib.api import create_app, ensure_admin_token
+    from katib.controller import BackgroundController
+    from katib.storage import katib_home
+    from trial_runner.local import LocalProcessLauncher
 
     _setup_logging()
     storage = _storage(db)
@@ -74,7 +77,8 @@ def server(host: str, port: int, db: str | None) -> None:
             markup=False,
             highlight=False,
         )
-    controller = ControllerService(storage, logs_root=_logs_root(), api_url=url)
+    launcher = LocalProcessLauncher(katib_home())
+    controller = BackgroundController(storage, launcher, logs_root=_logs_root(), api_url=url)
     app = create_app(storage, controller=controller)
     config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=10)
     _err.print(f"katib server listening on {url} (API docs: {url}/docs)", markup=False)

@@ -8,7 +8,7 @@ from typing import Any
 
 from katib import service
 from katib.client._base import Backend, BudgetCounts
-from katib.controller import check_runnable
+from katib.controller import best_trial, check_runnable
 from katib.errors import ConflictError, NotFoundError
 from katib.records import ExperimentRecord
 from katib.spec import parse_experiment
@@ -67,7 +67,7 @@ class LocalBackend(Backend):
 
     def best_trial(self, namespace: str, name: str) -> dict[str, Any]:
         record = self._experiment(namespace, name)
-        return best_trial_json(record, self.storage.best_trial(record))
+        return best_trial_json(record, best_trial(self.storage, record))
 
     def list_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
         record = self._experiment(namespace, name)

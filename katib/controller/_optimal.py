@@ -1,12 +1,19 @@
-"""Reducing a trial's observations to metric values, and choosing the optimal trial."""
+"""Reducing a trial's observations to metric values, and choosing the optimal trial.
+
+The one rule for "the best trial" lives here: among Succeeded and EarlyStopped trials with
+an objective value (the objective metric reduced by its metric strategy), the best value
+wins, and of equal values the earliest trial, as it was found first. The controller records
+each new optimal trial as it happens; readers take the recorded one (:func:`best_trial`).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-from katib.records import MetricSummary, TrialRecord, TrialState
+from katib.records import ExperimentRecord, MetricSummary, TrialRecord, TrialState
 from katib.spec import Objective, ObjectiveType
+from katib.storage import Storage
 
 #: Trials whose objective value may make them the optimal trial.
 OPTIMAL_CANDIDATE_STATES = (TrialState.SUCCEEDED, TrialState.EARLY_STOPPED)
@@ -66,3 +73,26 @@ def optimal_trial(trials: Iterable[TrialRecord], objective: Objective) -> TrialR
         if best is None or is_better(trial.objective, best.objective, objective):
             best = trial
     return best
+
+
+def best_trial(storage: Storage, record: ExperimentRecord) -> TrialRecord | None:
+    """The optimal trial: the one the controller recorded, else the rule over the trials."""
+    return best_trials(storage, [record])[record.id]
+
+
+def best_trials(
+    storage: Storage, records: Sequence[ExperimentRecord]
+) -> dict[int, TrialRecord | None]:
+    """:func:`best_trial` of several experiments (one query for the recorded ones).
+
+    An experiment with no recorded optimal trial (trials stored by other means, or the
+    recorded one deleted) gets the rule applied to its candidate trials, which exist only
+    in that case.
+    """
+    out = storage.recorded_best_trials(records)
+    for record in records:
+        objective = record.spec.spec.objective
+        if out[record.id] is None and objective is not None:
+            candidates = storage.list_trials(record.id, OPTIMAL_CANDIDATE_STATES)
+            out[record.id] = optimal_trial(candidates, objective)
+    return out

@@ -11,12 +11,13 @@ import math
 import re
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from trial_runner._events import Event, MetricsReported
-from trial_runner.metrics import Observation
+from katib._time import now
+from katib.storage import ObservationPoint
+from trial_runner import Observation
 
 _PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/trials/([^/]+)/observations/?$")
 MAX_BODY = 8 * 1024 * 1024
@@ -59,13 +60,22 @@ def parse_observations(payload: Any) -> list[Observation]:
     return out
 
 
+def observation_points(observations: Sequence[Observation]) -> list[ObservationPoint]:
+    """Pushed observations as storable points (a missing time is now)."""
+    t = now()
+    return [
+        ObservationPoint(o.name, float(o.value), o.step, o.timestamp or t) for o in observations
+    ]
+
+
 class PushServer:
     """Serves the push endpoint on 127.0.0.1 for the trials of one ``katib run``."""
 
-    def __init__(self, put: Callable[[Event], None], is_active: Callable[[str, str], bool]) -> None:
+    def __init__(self, deliver: Callable[[str, str, list[Observation]], bool]) -> None:
+        """``deliver(namespace, trial, observations)`` hands pushed points to the controller,
+        False when no trial of that name runs here (the request then gets 404)."""
         self.token = secrets.token_urlsafe(24)
-        self._put = put
-        self._is_active = is_active
+        self._deliver = deliver
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
 
@@ -108,9 +118,6 @@ def _handler(push: PushServer) -> type[BaseHTTPRequestHandler]:
                 self._answer(401, "missing or wrong token")
                 return
             namespace, trial = match.groups()
-            if not push._is_active(namespace, trial):
-                self._answer(404, f"trial {namespace}/{trial} is not running here")
-                return
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
                 self._answer(413, f"body over {MAX_BODY} bytes")
@@ -120,7 +127,9 @@ def _handler(push: PushServer) -> type[BaseHTTPRequestHandler]:
             except (ValueError, UnicodeDecodeError) as e:
                 self._answer(400, str(e))
                 return
-            push._put(MetricsReported(trial, observations))
+            if not push._deliver(namespace, trial, observations):
+                self._answer(404, f"trial {namespace}/{trial} is not running here")
+                return
             self._answer(200, f"{len(observations)} observations recorded")
 
     return Handler

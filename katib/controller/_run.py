@@ -1,49 +1,46 @@
-"""The thin loop that carries out :func:`reconcile`'s decisions for one experiment.
+"""One experiment while a controller drives it: its state, and the actions that change it.
 
-:class:`ExperimentRun` owns one experiment while it runs: it claims it in the database (so two
-controllers never drive the same experiment), feeds the algorithm, launches trials, turns
-launcher events into stored trial states, and keeps the optimal trial. It holds counts and the
-incumbent in memory, so the per-trial work is a handful of single-row writes, however long the
-history.
+:class:`ExperimentRun` claims the experiment in the database (so two controllers never drive
+the same one), cleans up after an interrupted run, feeds the algorithm, hands trials to the
+launcher as :class:`~trial_runner.TrialLaunch` and turns the launcher's typed events into
+stored trial states. What to do is decided by pure functions (:func:`reconcile`,
+:func:`~katib.controller._decisions.trial_outcome`, ``should_retry``, ``early_stop``); this
+class only carries their answers out. It holds counts and the incumbent in memory, so the
+per-trial work is a handful of single-row writes, however long the history.
+
+Nothing here knows where trials run: that is the launcher's business.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import socket
-import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import psutil
 
 from katib._time import now
-from katib.controller._collect import CollectorSetupError, plan_collection
+from katib.controller._decisions import (
+    Outcome,
+    backoff_limit,
+    early_stop,
+    retry_message,
+    should_retry,
+    trial_outcome,
+)
 from katib.controller._optimal import (
     OPTIMAL_CANDIDATE_STATES,
     MetricAccumulator,
     is_better,
     optimal_trial,
 )
+from katib.controller._owner import new_owner_id
 from katib.controller._reconcile import (
     Complete,
     ExperimentState,
     Launch,
     Suggest,
     reconcile,
-)
-from katib.controller._resources import (
-    GpuPool,
-    ResourceError,
-    backoff_limit,
-    gpus_requested,
-    thread_env,
 )
 from katib.errors import ConflictError, KatibError
 from katib.records import (
@@ -52,50 +49,43 @@ from katib.records import (
     ExperimentCondition,
     ExperimentRecord,
     TrialRecord,
+    TrialResult,
     TrialState,
 )
-from katib.spec import primary_container, render_trial_spec
+from katib.spec import render_trial_spec
 from katib.storage import ObservationPoint, Storage
 from suggestion import Algorithm, SearchSpace, get_algorithm
 from suggestion import TrialRecord as AlgorithmTrial
 from suggestion.early_stopping import EarlyStopping, get_early_stopping
-from trial_runner._events import Event, Launcher, MetricsReported, TrialExited
-from trial_runner.local import ProcessSpec, kill_leftover
-from trial_runner.metrics import MetricsParser
+from trial_runner import (
+    Checkpoint,
+    CollectionPlan,
+    EventSink,
+    KillReason,
+    Launcher,
+    MetricsReported,
+    Observation,
+    TrialEnded,
+    TrialEvent,
+    TrialLaunch,
+    TrialStarted,
+)
 
-#: A controller whose heartbeat is older than this is presumed gone (other hosts only: on
-#: this host the owner's pid is checked directly).
-OWNER_TIMEOUT = 30.0
-HEARTBEAT_INTERVAL = 2.0
-
-REASON_EXPERIMENT_DONE = "ExperimentCompleted"
 #: Trial ends recorded as events (`katib describe`): the ones a user wants explained.
 NOTEWORTHY_STATES = frozenset(
     {TrialState.FAILED, TrialState.METRICS_UNAVAILABLE, TrialState.EARLY_STOPPED}
 )
-REASON_EARLY_STOPPED = "EarlyStopped"
 #: Label naming the trial whose checkpoint a new trial starts from (Katib's PBT).
 PARENT_LABEL = "pbt.suggestion.katib.kubeflow.org/parent"
-
-
-def new_owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_alive(owner: str | None, heartbeat: float | None) -> bool:
-    """Whether the controller named ``owner`` still drives its experiment."""
-    if not owner:
-        return False
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host == socket.gethostname() and pid_text.isdigit():
-        pid = int(pid_text)
-        return pid != os.getpid() and psutil.pid_exists(pid)
-    return heartbeat is not None and now() - heartbeat < OWNER_TIMEOUT
+#: How many finished trials a run keeps in memory for progress displays.
+RECENT = 50
 
 
 class RunObserver:
     """Callbacks for progress displays; every method is optional."""
+
+    def experiment_started(self, run: ExperimentRun) -> None:
+        pass
 
     def trial_started(self, run: ExperimentRun, trial: TrialRecord) -> None:
         pass
@@ -111,7 +101,12 @@ class RunObserver:
 
 
 class ExperimentRun:
-    """Drives one experiment: claim, resume, launch, collect, complete."""
+    """Drives one experiment: claim, resume, launch, collect, complete.
+
+    Call order: :meth:`start` once, then :meth:`step`, :meth:`handle` (each launcher event)
+    and :meth:`heartbeat` in any order from one thread, until :attr:`done`; or
+    :meth:`interrupt` to leave it resumable.
+    """
 
     def __init__(
         self,
@@ -119,17 +114,13 @@ class ExperimentRun:
         record: ExperimentRecord,
         launcher: Launcher,
         *,
-        sink: Callable[[Event], None],
+        sink: EventSink,
         logs_root: Path,
         owner: str | None = None,
         observer: RunObserver | None = None,
-        gpu_pool: GpuPool | None = None,
+        push_env: dict[str, str] | None = None,
     ) -> None:
         self.storage = storage
-        self.gpu_pool = gpu_pool or GpuPool()
-        self._retries: dict[str, tuple[int, int]] = {}  # trial → (retries done, backoffLimit)
-        #: Where trials push metrics (set by the runner once its endpoint is up).
-        self.push_env: dict[str, str] = {}
         self.record = record
         self.spec = record.spec
         self.launcher = launcher
@@ -137,6 +128,8 @@ class ExperimentRun:
         self.logs_root = logs_root
         self.owner = owner or new_owner_id()
         self.observer = observer or RunObserver()
+        #: Where trials push metrics (``KATIB_API_URL``, ``KATIB_API_TOKEN``).
+        self.push_env = dict(push_env or {})
         objective = self.spec.spec.objective
         assert objective is not None
         self.objective = objective
@@ -144,7 +137,7 @@ class ExperimentRun:
         self.trials: dict[str, TrialRecord] = {}  # active trials by name
         self.accumulators: dict[str, MetricAccumulator] = {}
         self.counts: Counter[TrialState] = Counter()
-        self.pending: list[str] = []
+        self.pending: list[str] = []  # Created, not handed to the launcher yet
         self.best: TrialRecord | None = None
         self.exhausted = False
         self.completing: Complete | None = None
@@ -152,28 +145,33 @@ class ExperimentRun:
         self.last_heartbeat = 0.0
         self.algorithm: Algorithm | None = None
         self.early_stopping: EarlyStopping | None = None
-        self._stopping: set[str] = set()  # trials being killed by early stopping
         self.recent: list[TrialRecord] = []  # finished trials, newest last, for displays
+        #: trial → (retries done, the Job's backoffLimit) while it runs
+        self._retries: dict[str, tuple[int, int]] = {}
+        self._stopping: set[str] = set()  # trials being killed by early stopping
         self._claimed = False
 
     # Start -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Claim the experiment, clean up after an interrupted run, build the algorithm."""
+        """Claim the experiment, clean up after an interrupted run, build the algorithm.
+
+        Raises:
+            ConflictError: another controller drives it.
+        """
         record = self.record
         if not self.storage.claim(record.id, self.owner, expected=record.owner):
             raise ConflictError(
                 f"experiment {record.namespace}/{record.name} is being run by another process"
             )
         self._claimed = True
-        history = self.storage.list_trials(record.id)
         finished: list[TrialRecord] = []
-        for trial in history:
+        for trial in self.storage.list_trials(record.id):
             if trial.state == TrialState.RUNNING or (
                 trial.state == TrialState.KILLED and trial.reason == REASON_INTERRUPTED
             ):
-                if trial.pid is not None:
-                    kill_leftover(trial.pid, trial.started_at)
+                # Left behind by a controller that stopped or died: run it again.
+                self.launcher.clean_up(trial.name, trial.pid, trial.started_at)
                 self.storage.reset_trial(trial.id)
                 trial.state = TrialState.CREATED
             if trial.state == TrialState.CREATED:
@@ -183,7 +181,7 @@ class ExperimentRun:
                 finished.append(trial)
             self.counts[trial.state] += 1
         self.best = optimal_trial(finished, self.objective)
-        self.recent = finished[-50:]
+        self.recent = finished[-RECENT:]
         self.algorithm = self._build_algorithm()
         stored = self.storage.load_algorithm_state(record.id)
         if stored is not None and stored[0] == self.algorithm.name:
@@ -202,7 +200,8 @@ class ExperimentRun:
                 ExperimentCondition.RUNNING, "ExperimentRunning", "Experiment is running"
             )
         if record.started_at is None:
-            self.storage.update_experiment(record.id, started_at=now())
+            record.started_at = now()
+            self.storage.update_experiment(record.id, started_at=record.started_at)
         self.storage.update_experiment(record.id, message="")
         self.last_heartbeat = time.monotonic()
 
@@ -258,9 +257,7 @@ class ExperimentRun:
                 if isinstance(action, Launch):
                     for name in action.trial_names:
                         self.pending.remove(name)
-                        if not self._launch(self.trials[name]):
-                            self.pending.insert(0, name)
-                            return  # waits for GPUs: a finishing trial frees them
+                        self._launch(self.trials[name])
                     progressed = True
                 elif isinstance(action, Suggest):
                     progressed = self._suggest(action.count) or progressed
@@ -299,8 +296,7 @@ class ExperimentRun:
         for trial in self.storage.create_trials(self.record, new, algorithm_state=state):
             self.counts[TrialState.CREATED] += 1
             self.trials[trial.name] = trial
-            if not self._launch(trial):
-                self.pending.append(trial.name)
+            self._launch(trial)
         return True
 
     # Trials ------------------------------------------------------------------------------
@@ -308,47 +304,14 @@ class ExperimentRun:
     def log_path(self, trial_name: str) -> Path:
         return self.logs_root / self.record.namespace / self.record.name / f"{trial_name}.log"
 
-    def _launch(self, trial: TrialRecord, *, retry: bool = False) -> bool:
-        """Start ``trial``; False when it must wait (for GPUs) and stays pending."""
-        self.accumulators[trial.name] = MetricAccumulator()
-        try:
-            process = self._process_spec(trial, retry=retry)
-        except ResourceError as e:
-            self._finish(trial, TrialState.FAILED, "InsufficientResources", str(e), None, [])
-            return True
-        except CollectorSetupError as e:
-            self._finish(trial, TrialState.FAILED, "MetricsCollectorError", str(e), None, [])
-            return True
-        except KatibError as e:
-            self._finish(trial, TrialState.FAILED, "InvalidTrialTemplate", str(e), None, [])
-            return True
-        if process is None:
-            return False
-        started = now()
-        pid = self.launcher.launch(trial.name, process, self.sink)
-        if pid is None:
-            return True  # the launcher already reported TrialExited with the reason
-        if retry:
-            trial.pid = pid
-            self.storage.update_trial(trial.id, pid=pid, message=trial.message)
-            return True
-        self.counts[TrialState.CREATED] -= 1
-        self.counts[TrialState.RUNNING] += 1
-        trial.state, trial.pid, trial.started_at = TrialState.RUNNING, pid, started
-        trial.reason, trial.message = "TrialRunning", "Trial is running"
-        self.storage.update_trial(
-            trial.id,
-            state=TrialState.RUNNING,
-            pid=pid,
-            started_at=started,
-            reason=trial.reason,
-            message=trial.message,
-        )
-        self.observer.trial_started(self, trial)
-        return True
+    def trial_launch(self, trial: TrialRecord, *, attempt: int = 0) -> TrialLaunch:
+        """What the launcher gets for ``trial``: the rendered workload and where things go.
 
-    def _process_spec(self, trial: TrialRecord, *, retry: bool = False) -> ProcessSpec | None:
-        template = self.spec.spec.trial_template
+        Raises:
+            KatibError: the trial template cannot be rendered for this trial.
+        """
+        spec = self.spec.spec
+        template = spec.trial_template
         assert template is not None
         manifest = render_trial_spec(
             self.spec,
@@ -357,115 +320,61 @@ class ExperimentRun:
             namespace=self.record.namespace,
             labels=trial.labels,
         )
-        container = primary_container(manifest, template.primary_container_name or "")
-        command = container.get("command") or []
-        args = container.get("args") or []
-        argv = [str(a) for a in [*command, *args]]
-        if not command:
-            raise KatibError(
-                f"container {template.primary_container_name!r} has no command: locally the "
-                "image's entrypoint is not known, so the trial needs an explicit command"
-            )
-        if argv[0] in ("python", "python3"):
-            # Trials use the interpreter (and virtual environment) that runs katib.
-            argv[0] = sys.executable
-        base = Path(self.record.source_dir or ".")
-        working_dir = container.get("workingDir")
-        cwd = base / working_dir if working_dir else base
-        env = {
-            "PYTHONUNBUFFERED": "1",
-            "KATIB_TRIAL_NAME": trial.name,
-            "KATIB_EXPERIMENT_NAME": self.record.name,
-            "KATIB_NAMESPACE": self.record.namespace,
-            **self.push_env,
-        }
-        for item in container.get("env") or []:
-            if isinstance(item, Mapping) and "name" in item and "value" in item:
-                env[str(item["name"])] = str(item["value"])
-        checkpoint = self._checkpoint_mapping(trial)
-        if checkpoint is not None:
-            # The trial sees its own folder where the spec names the shared checkpoint path.
-            shared, own = checkpoint
-            argv = [a.replace(shared, own) for a in argv]
-            env = {k: v.replace(shared, own) for k, v in env.items()}
-        for key, value in thread_env(container, self.spec.spec.parallel_trial_count or 1).items():
-            env.setdefault(key, value)
-        gpus = gpus_requested(container)
-        if gpus:
-            ids = self.gpu_pool.acquire(trial.name, gpus)
-            if ids is None:
-                return None
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
-        try:
-            plan = plan_collection(
-                self.spec.spec.metrics_collector_spec, self.metric_names,
-                trial_dir=self.trial_dir(trial.name), cwd=str(cwd), env=env,
-            )
-        except KatibError:
-            self.gpu_pool.release(trial.name)
-            raise
-        argv = [plan.apply(a) for a in argv]
-        env = {k: plan.apply(v) for k, v in env.items()} | plan.env
-        if trial.name not in self._retries:
-            self._retries[trial.name] = (0, backoff_limit(manifest))
-        deadline = (manifest.get("spec") or {}).get("activeDeadlineSeconds")
-        return ProcessSpec(
-            argv=argv,
-            cwd=str(cwd),
+        collector = spec.metrics_collector_spec
+        formats = None
+        if collector and collector.source and collector.source.filter:
+            formats = tuple(collector.source.filter.metrics_format or ()) or None
+        checkpoint = None
+        settings = spec.algorithm.settings_dict() if spec.algorithm else {}
+        shared = settings.get("suggestion_trial_dir")
+        if shared:
+            checkpoint = Checkpoint(shared, trial.labels.get(PARENT_LABEL))
+        return TrialLaunch(
+            namespace=self.record.namespace,
+            experiment=self.record.name,
+            trial=trial.name,
+            manifest=manifest,
+            primary_container=template.primary_container_name or "",
+            assignments=dict(trial.assignments),
+            labels=dict(trial.labels),
+            push_env=dict(self.push_env),
+            collection=CollectionPlan(tuple(self.metric_names), collector, formats),
             log_path=self.log_path(trial.name),
-            env=env,
-            parse_line=self._parser().parse_line if plan.parse_stdout else None,
-            collectors=plan.collectors,
-            deadline_seconds=float(deadline) if isinstance(deadline, int | float) else None,
-            append_log=retry,
+            checkpoint=checkpoint,
+            source_dir=self.record.source_dir or ".",
+            parallel_trial_count=spec.parallel_trial_count or 1,
+            attempt=attempt,
         )
 
-    def trial_dir(self, trial_name: str) -> Path:
-        """The trial's own folder, where configured metrics paths are mapped to."""
-        root = self.logs_root.parent / "trials"
-        return root / self.record.namespace / self.record.name / trial_name
+    def _launch(self, trial: TrialRecord, *, attempt: int = 0) -> None:
+        """Hand ``trial`` to the launcher; it counts as running from now on."""
+        self.accumulators[trial.name] = MetricAccumulator()
+        try:
+            launch = self.trial_launch(trial, attempt=attempt)
+        except KatibError as e:
+            self._finish(trial, Outcome(TrialState.FAILED, "InvalidTrialTemplate", str(e)))
+            return
+        if attempt == 0:
+            self.counts[trial.state] -= 1
+            self.counts[TrialState.RUNNING] += 1
+            trial.state = TrialState.RUNNING
+            limit = 0 if self.launcher.retries_failures else backoff_limit(launch.manifest)
+            self._retries[trial.name] = (0, limit)
+        try:
+            self.launcher.launch(launch, self.sink)
+        except Exception as e:
+            # No event will come for it: record its end here, then let the caller know.
+            message = f"{type(e).__name__}: {e}"
+            self._finish(trial, Outcome(TrialState.FAILED, "LaunchError", message))
+            raise
 
-    def checkpoint_dir(self, trial_name: str) -> Path:
-        root = self.logs_root.parent / "checkpoints"
-        return root / self.record.namespace / self.record.name / trial_name
-
-    def _checkpoint_mapping(self, trial: TrialRecord) -> tuple[str, str] | None:
-        """(path in the spec, this trial's folder) for algorithms that keep checkpoints (PBT).
-
-        On a cluster every trial mounts its own folder at ``suggestion_trial_dir``; locally each
-        trial gets ``$KATIB_HOME/checkpoints/<ns>/<exp>/<trial>`` instead, seeded with a copy of
-        its parent's folder when the algorithm names a parent.
-        """
-        algorithm = self.spec.spec.algorithm
-        shared = algorithm.settings_dict().get("suggestion_trial_dir") if algorithm else None
-        if not shared:
-            return None
-        own = self.checkpoint_dir(trial.name)
-        parent = trial.labels.get(PARENT_LABEL)
-        if parent and parent != trial.name and not own.exists():
-            source = self.checkpoint_dir(parent)
-            if source.is_dir():
-                shutil.copytree(source, own, dirs_exist_ok=True)
-        own.mkdir(parents=True, exist_ok=True)
-        own_text = str(own)
-        if shared.endswith("/"):
-            own_text += "/"
-        return shared, own_text
-
-    def _parser(self) -> MetricsParser:
-        parser = getattr(self, "_metrics_parser", None)
-        if parser is None:
-            collector = self.spec.spec.metrics_collector_spec
-            formats = None
-            if collector and collector.source and collector.source.filter:
-                formats = collector.source.filter.metrics_format or None
-            parser = MetricsParser(self.metric_names, formats)
-            self._metrics_parser = parser
-        return parser
-
-    def handle(self, event: Event) -> None:
+    def handle(self, event: TrialEvent) -> None:
+        """Carry out what a launcher reported about one of this experiment's trials."""
         trial = self.trials.get(event.trial)
         if trial is None:
+            return
+        if isinstance(event, TrialStarted):
+            self._started(trial, event)
             return
         points = _points(event.observations)
         accumulator = self.accumulators.setdefault(trial.name, MetricAccumulator())
@@ -475,91 +384,75 @@ class ExperimentRun:
             self.storage.add_observations(trial.id, points)
             self._check_early_stopping(trial, accumulator)
             return
-        assert isinstance(event, TrialExited)
-        state, reason, message = self._outcome(trial, event, accumulator)
-        done, limit = self._retries.get(trial.name, (0, 0))
-        if state == TrialState.FAILED and reason == "Error" and done < limit:
+        assert isinstance(event, TrialEnded)
+        name = self.objective.objective_metric_name or ""
+        outcome = trial_outcome(event, accumulator.objective(self.objective), name)
+        retries, limit = self._retries.get(trial.name, (0, 0))
+        if should_retry(outcome, retries, limit) and self.completing is None:
             # The Job's backoffLimit: run the trial again, as Kubernetes would start a new pod.
             self.storage.add_observations(trial.id, points)
-            self._retries[trial.name] = (done + 1, limit)
-            self.gpu_pool.release(trial.name)
-            trial.message = f"{message}; retry {done + 1} of {limit} (backoffLimit)"
-            self._launch(trial, retry=True)
+            self._retries[trial.name] = (retries + 1, limit)
+            trial.message = f"{outcome.message}; retry {retries + 1} of {limit} (backoffLimit)"
+            self._launch(trial, attempt=retries + 1)
             return
-        if limit and state == TrialState.FAILED and reason == "Error":
-            message = f"{message} (failed {done + 1} times; backoffLimit {limit})"
-        self._finish(trial, state, reason, message, event.exit_code, points)
+        final = Outcome(outcome.state, outcome.reason, retry_message(outcome, retries, limit))
+        self._finish(trial, final, event.exit_code, points)
+
+    def _started(self, trial: TrialRecord, event: TrialStarted) -> None:
+        retry = self._retries.get(trial.name, (0, 0))[0] > 0
+        if not retry:
+            trial.started_at = event.started_at
+        trial.pid = event.pid
+        trial.reason = "TrialRunning"
+        trial.message = trial.message if retry else "Trial is running"
+        self.storage.start_trial(
+            trial.id,
+            started_at=trial.started_at or event.started_at,
+            pid=event.pid,
+            message=trial.message,
+        )
+        if not retry:
+            self.observer.trial_started(self, trial)
 
     def _check_early_stopping(self, trial: TrialRecord, acc: MetricAccumulator) -> None:
-        es = self.early_stopping
-        if es is None or trial.name in self._stopping or self.completing is not None:
+        rule = self.early_stopping
+        if rule is None or trial.name in self._stopping or self.completing is not None:
             return
-        latest = acc.summaries.get(es.metric)
+        latest = acc.summaries.get(rule.metric)
         if latest is None:
             return
-        decision = es.should_stop(acc.counts.get(es.metric, 0), latest.latest)
-        if decision is not None:
+        why = early_stop(rule, acc.counts.get(rule.metric, 0), latest.latest)
+        if why is not None:
             self._stopping.add(trial.name)
-            self.launcher.kill(trial.name, f"{REASON_EARLY_STOPPED}: {decision}")
-
-    def _outcome(
-        self, trial: TrialRecord, event: TrialExited, acc: MetricAccumulator
-    ) -> tuple[TrialState, str, str]:
-        if event.error:
-            return TrialState.FAILED, "StartError", event.error
-        killed = event.killed_reason
-        if killed == REASON_INTERRUPTED:
-            return TrialState.KILLED, REASON_INTERRUPTED, "Trial was killed by an interruption"
-        if killed is not None and killed.startswith(REASON_EARLY_STOPPED):
-            return TrialState.EARLY_STOPPED, REASON_EARLY_STOPPED, killed.partition(": ")[2]
-        if killed is not None and killed.startswith("DeadlineExceeded"):
-            return TrialState.FAILED, "DeadlineExceeded", killed.partition(": ")[2]
-        if killed is not None:
-            return TrialState.KILLED, killed, f"Trial was killed: {killed}"
-        code = event.exit_code
-        if code != 0:
-            return TrialState.FAILED, "Error", _describe_exit(code)
-        if acc.objective(self.objective) is None:
-            name = self.objective.objective_metric_name
-            return (
-                TrialState.METRICS_UNAVAILABLE,
-                "MetricsUnavailable",
-                f"objective metric {name} was never reported",
-            )
-        return TrialState.SUCCEEDED, "TrialSucceeded", "Trial has succeeded"
+            self.launcher.kill(trial.name, KillReason.EARLY_STOPPED, why)
 
     def _finish(
         self,
         trial: TrialRecord,
-        state: TrialState,
-        reason: str,
-        message: str,
-        exit_code: int | None,
-        points: list[ObservationPoint],
+        outcome: Outcome,
+        exit_code: int | None = None,
+        points: Sequence[ObservationPoint] = (),
     ) -> None:
         accumulator = self.accumulators.pop(trial.name, MetricAccumulator())
         previous = trial.state
-        trial.state, trial.reason, trial.message = state, reason, message
-        trial.exit_code, trial.completed_at = exit_code, now()
-        trial.metrics = dict(accumulator.summaries)
-        trial.objective = accumulator.objective(self.objective)
-        self.storage.finish_trial(
-            trial.id,
-            points,
-            state=state,
-            reason=reason,
-            message=message,
+        result = TrialResult(
+            state=outcome.state,
+            reason=outcome.reason,
+            message=outcome.message,
+            completed_at=now(),
             exit_code=exit_code,
-            completed_at=trial.completed_at,
-            metrics=trial.metrics,
-            objective=trial.objective,
+            metrics=dict(accumulator.summaries),
+            objective=accumulator.objective(self.objective),
         )
+        self.storage.finish_trial(trial.id, result, points)
+        trial.state, trial.reason, trial.message = result.state, result.reason, result.message
+        trial.exit_code, trial.completed_at = result.exit_code, result.completed_at
+        trial.metrics, trial.objective = result.metrics, result.objective
         self.counts[previous] -= 1
-        self.counts[state] += 1
+        self.counts[result.state] += 1
         self._stopping.discard(trial.name)
         self._retries.pop(trial.name, None)
-        self.gpu_pool.release(trial.name)
-        if self.early_stopping is not None and state == TrialState.SUCCEEDED:
+        if self.early_stopping is not None and result.state == TrialState.SUCCEEDED:
             mean = accumulator.mean(self.early_stopping.metric)
             if mean is not None:
                 self.early_stopping.update({trial.name: mean})
@@ -567,40 +460,53 @@ class ExperimentRun:
         if trial.name in self.pending:
             self.pending.remove(trial.name)
         self.recent.append(trial)
-        del self.recent[:-50]
-        if state in NOTEWORTHY_STATES:
+        del self.recent[:-RECENT]
+        if result.state in NOTEWORTHY_STATES:
             self.storage.add_event(
                 self.record.id,
-                reason or state.value,
-                f"trial {trial.name} {state.value}: {message}",
+                result.reason or result.state.value,
+                f"trial {trial.name} {result.state.value}: {result.message}",
                 trial_name=trial.name,
-                type="Normal" if state == TrialState.EARLY_STOPPED else "Warning",
+                type="Normal" if result.state == TrialState.EARLY_STOPPED else "Warning",
             )
-        if state != TrialState.KILLED or reason != REASON_INTERRUPTED:
+        if result.state != TrialState.KILLED or result.reason != REASON_INTERRUPTED:
             self.exhausted = False  # new information: the algorithm may have more to say
             if self.algorithm is not None:
                 self.algorithm.update(
                     [_for_algorithm(trial)], [_for_algorithm(t) for t in self.trials.values()]
                 )
-        if (
-            state in OPTIMAL_CANDIDATE_STATES
-            and trial.objective is not None
-            and is_better(
-                trial.objective, None if self.best is None else self.best.objective, self.objective
-            )
-        ):
-            self.best = trial
-            self.storage.update_experiment(self.record.id, optimal_trial_name=trial.name)
-            self.storage.add_event(
-                self.record.id,
-                "NewOptimalTrial",
-                f"trial {trial.name} is the best so far "
-                f"({self.objective.objective_metric_name}={trial.objective:.6g})",
-                trial_name=trial.name,
-            )
+        self._consider_best(trial)
         self.observer.trial_finished(self, trial)
         if self.completing is not None and not self.trials:
             self._close()
+
+    def _consider_best(self, trial: TrialRecord) -> None:
+        if (
+            trial.state not in OPTIMAL_CANDIDATE_STATES
+            or trial.objective is None
+            or not is_better(
+                trial.objective, None if self.best is None else self.best.objective, self.objective
+            )
+        ):
+            return
+        self.best = trial
+        self.record.optimal_trial_name = trial.name
+        self.storage.update_experiment(self.record.id, optimal_trial_name=trial.name)
+        self.storage.add_event(
+            self.record.id,
+            "NewOptimalTrial",
+            f"trial {trial.name} is the best so far "
+            f"({self.objective.objective_metric_name}={trial.objective:.6g})",
+            trial_name=trial.name,
+        )
+
+    def kill_trial(self, trial_name: str) -> bool:
+        """Have a running trial killed at a user's request; False if it is not running."""
+        trial = self.trials.get(trial_name)
+        if trial is None or trial.state != TrialState.RUNNING:
+            return False
+        self.launcher.kill(trial_name, KillReason.USER)
+        return True
 
     # End ---------------------------------------------------------------------------------
 
@@ -609,50 +515,66 @@ class ExperimentRun:
         # Succeeded or Failed sees no trial of it still Running.
         self.completing = action
         for name in list(self.pending):
-            trial = self.trials[name]
             self._finish(
-                trial,
-                TrialState.KILLED,
-                REASON_EXPERIMENT_DONE,
-                "Trial was not run: the experiment completed",
-                None,
-                [],
+                self.trials[name],
+                Outcome(
+                    TrialState.KILLED,
+                    "ExperimentCompleted",
+                    "Trial was not run: the experiment completed",
+                ),
             )
         for name in list(self.trials):
-            self.launcher.kill(name, REASON_EXPERIMENT_DONE)
+            self.launcher.kill(name, KillReason.EXPERIMENT_DONE)
         if not self.trials:
             self._close()
+
+    def fail(self, reason: str, message: str) -> None:
+        """End the experiment as Failed (the controller cannot go on with it)."""
+        if self.completing is None and not self.done:
+            self._complete(Complete(ExperimentCondition.FAILED, reason, message))
 
     def _close(self) -> None:
         if self.done:
             return
         action = self.completing
         if action is not None:
-            self._set_condition(action.condition, action.reason, action.message)
-            self.storage.update_experiment(self.record.id, completed_at=now())
+            conditions = self._conditions_with(action.condition, action.reason, action.message)
+            self.record.completed_at = now()
+            self.storage.complete_experiment(
+                self.record.id,
+                self.owner,
+                condition=action.condition,
+                conditions=conditions,
+                message=action.message,
+                completed_at=self.record.completed_at,
+            )
+            self._claimed = False
+            kind = "Warning" if action.condition == ExperimentCondition.FAILED else "Normal"
+            self.storage.add_event(self.record.id, action.reason, action.message, type=kind)
         self.done = True
-        self.storage.release(self.record.id, self.owner)
-        self._claimed = False
+        self._release()
         self.observer.experiment_finished(self)
 
-    def interrupt(self) -> None:
-        """Leave the experiment resumable after the trials were killed by an interruption."""
+    def interrupt(self, message: str) -> None:
+        """Leave the experiment resumable after the trials were killed by an interruption.
+
+        Trials whose end never arrived are recorded as interrupted; they run again on resume.
+        """
         for trial in list(self.trials.values()):
-            # Trials whose exit event never arrived: record them as interrupted anyway.
             if trial.state == TrialState.RUNNING:
                 self._finish(
                     trial,
-                    TrialState.KILLED,
-                    REASON_INTERRUPTED,
-                    "Trial was killed by an interruption",
-                    None,
-                    [],
+                    Outcome(
+                        TrialState.KILLED,
+                        REASON_INTERRUPTED,
+                        "Trial was killed by an interruption",
+                    ),
                 )
         if self.completing is None:
-            self.storage.update_experiment(
-                self.record.id,
-                message="Interrupted: run the same file again to resume",
-            )
+            self.storage.update_experiment(self.record.id, message=message)
+        self._release()
+
+    def _release(self) -> None:
         if self._claimed:
             self.storage.release(self.record.id, self.owner)
             self._claimed = False
@@ -671,7 +593,10 @@ class ExperimentRun:
         spec.parallel_trial_count = new.parallel_trial_count
         spec.max_failed_trial_count = new.max_failed_trial_count
 
-    def _set_condition(self, condition: ExperimentCondition, reason: str, message: str) -> None:
+    def _conditions_with(
+        self, condition: ExperimentCondition, reason: str, message: str
+    ) -> list[Condition]:
+        """The record's conditions with ``condition`` now True (Running no longer)."""
         t = now()
         conditions = [c for c in self.record.conditions if c.type != condition.value]
         for c in conditions:
@@ -681,6 +606,10 @@ class ExperimentRun:
         self.record.conditions = conditions
         self.record.condition = condition
         self.record.message = message
+        return conditions
+
+    def _set_condition(self, condition: ExperimentCondition, reason: str, message: str) -> None:
+        conditions = self._conditions_with(condition, reason, message)
         self.storage.update_experiment(
             self.record.id, condition=condition, conditions=conditions, message=message
         )
@@ -688,10 +617,10 @@ class ExperimentRun:
         self.storage.add_event(self.record.id, reason, message, type=kind)
 
 
-def _points(observations: Any) -> list[ObservationPoint]:
+def _points(observations: Sequence[Observation]) -> list[ObservationPoint]:
     t = now()
     out: list[ObservationPoint] = []
-    for o in observations or ():
+    for o in observations:
         value = float(o.value)
         if math.isnan(value) or math.isinf(value):
             continue
@@ -709,16 +638,3 @@ def _for_algorithm(trial: TrialRecord) -> AlgorithmTrial:
         labels=trial.labels,
     )
 
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "the process ended without an exit status"
-    if code < 0:
-        import signal
-
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"killed by {name}"
-    return f"exited with code {code}"

@@ -25,23 +25,25 @@ from __future__ import annotations
 import codecs
 import logging
 import os
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from katib import service
 from katib.client import Backend, BudgetCounts, LocalBackend, RemoteBackend
 from katib.controller import (
+    ControllerLoop,
     ExperimentRun,
+    FixedExperiments,
     Interrupted,
-    Runner,
+    LoopbackPush,
     RunObserver,
     check_runnable,
-    new_owner_id,
+    live_owner,
 )
 from katib.errors import ConflictError, KatibError, NoLogError
 from katib.records import ExperimentCondition, ExperimentRecord, TrialRecord, TrialState
@@ -66,6 +68,7 @@ from katib.sdk._objective import (
 from katib.sdk._types import LoggedMetric, MetricLog, OptimalTrial
 from katib.spec import Experiment, load_experiments, parse_experiment
 from katib.storage import Storage, default_url, katib_home, normalize_url
+from trial_runner.local import LocalProcessLauncher
 
 logger = logging.getLogger("katib.sdk")
 
@@ -80,21 +83,6 @@ NOT_RUNNING_GRACE_SECONDS = 5.0
 #: get_job_logs(follow=True) waits for more output.
 POLL_SECONDS = 0.5
 LOG_POLL_SECONDS = 0.2
-
-
-@dataclass
-class _LocalRun:
-    """An experiment this process drives (in some thread); the registry's entry."""
-
-    thread: threading.Thread | None = None
-    finished: threading.Event = field(default_factory=threading.Event)
-    error: Exception | None = None
-
-
-# Keyed by (database URL, namespace, name). The database's claim cannot tell this process's
-# threads apart (an owner is a process), so runs of this process are tracked here.
-_runs: dict[tuple[str, str, str], _LocalRun] = {}
-_runs_lock = threading.Lock()
 
 
 class _LogObserver(RunObserver):
@@ -403,15 +391,15 @@ class KatibClient:
             return self._wait_finished(ns, name) if wait else created
         # Stored held, so that no controller (a server on this database) starts a trial
         # before its script exists.
-        holder = new_owner_id()
-        record = self._storage.create_experiment(exp, source_dir=os.getcwd(), owner=holder)
-        try:
-            script.parent.mkdir(parents=True, exist_ok=True)
-            script.write_text(script_text(source, call_spec, ns, name))
-        except OSError as e:
-            self._storage.delete_experiment(ns, name)
-            raise KatibError(f"cannot write the trial script {script}: {e}") from e
-        self._storage.release(record.id, holder)
+        with live_owner() as holder:
+            record = self._storage.create_experiment(exp, source_dir=os.getcwd(), owner=holder)
+            try:
+                script.parent.mkdir(parents=True, exist_ok=True)
+                script.write_text(script_text(source, call_spec, ns, name))
+            except OSError as e:
+                self._storage.delete_experiment(ns, name)
+                raise KatibError(f"cannot write the trial script {script}: {e}") from e
+            self._storage.release(record.id, holder)
         record = self._storage.get_experiment_by_id(record.id)
         logger.info("experiment %s/%s created; trials run %s", ns, name, script)
         return self._start(record, wait=wait)
@@ -467,8 +455,7 @@ class KatibClient:
             self._backend.stop_experiment(ns, name)
             return
         record = self._record(name, ns)
-        running = self._running_here(record) is not None or service.run_elsewhere(record)
-        service.stop_experiment(self._storage, record, running=running)
+        service.stop_experiment(self._storage, record, running=service.run_elsewhere(record))
 
     def delete_experiment(self, name: str, namespace: str | None = None) -> None:
         """Delete an experiment with its trials, metrics, logs and function script.
@@ -489,20 +476,21 @@ class KatibClient:
             return
         record = self._record(name, ns)
         where = f"{record.namespace}/{record.name}"
-        local = self._running_here(record)
-        if local is not None:
+        if _run_here(record):
             if not record.condition.is_finished:
                 service.stop_experiment(self._storage, record, running=True)
-            if not local.finished.wait(STOP_WAIT_SECONDS):
-                raise ConflictError(f"experiment {where} did not stop; try again")
+            deadline = time.monotonic() + STOP_WAIT_SECONDS
+            while service.run_elsewhere(record):
+                if time.monotonic() > deadline:
+                    raise ConflictError(f"experiment {where} did not stop; try again")
+                time.sleep(LOG_POLL_SECONDS)
+                record = self._storage.get_experiment_by_id(record.id)
         elif service.run_elsewhere(record):
             raise ConflictError(
                 f"experiment {where} is being run by another process ({record.owner}); "
                 "stop it first"
             )
         service.delete_experiment(self._storage, record)
-        with _runs_lock:
-            _runs.pop(self._key(record), None)
 
     def edit_experiment_budget(
         self,
@@ -792,9 +780,6 @@ class KatibClient:
     def _record(self, name: str, namespace: str | None) -> ExperimentRecord:
         return self._storage.get_experiment(namespace or self.namespace, name)
 
-    def _key(self, record: ExperimentRecord) -> tuple[str, str, str]:
-        return (self.db_url or "", record.namespace, record.name)
-
     def _validated(
         self, document: dict[str, Any], namespace: str | None, source: str | None
     ) -> Experiment:
@@ -854,28 +839,14 @@ class KatibClient:
             for c in self.get_experiment_conditions(name, namespace, experiment)
         )
 
-    def _running_here(self, record: ExperimentRecord) -> _LocalRun | None:
-        with _runs_lock:
-            run = _runs.get(self._key(record))
-        return run if run is not None and not run.finished.is_set() else None
-
     def _check_progress(self, record: ExperimentRecord, idle_since: float | None) -> float | None:
-        """Raise when waiting is pointless: the run here crashed, or nothing runs it.
+        """Raise when waiting is pointless: nothing runs the unfinished experiment.
 
         Returns since when (monotonic) nothing has run the unfinished experiment, or None. A
         short spell is tolerated: a server's controller or a run being started takes it up
         within seconds.
         """
-        with _runs_lock:
-            local = _runs.get(self._key(record))
-        if local is not None and local.error is not None:
-            raise KatibError(
-                f"the run of experiment {record.namespace}/{record.name} in this process "
-                f"failed: {type(local.error).__name__}: {local.error}"
-            ) from local.error
-        if record.condition.is_finished:
-            return None
-        if (local is not None and not local.finished.is_set()) or service.run_elsewhere(record):
+        if record.condition.is_finished or service.run_elsewhere(record):
             return None
         t = time.monotonic()
         if idle_since is None or t - idle_since < NOT_RUNNING_GRACE_SECONDS:
@@ -887,47 +858,54 @@ class KatibClient:
         )
 
     def _start(self, record: ExperimentRecord, *, wait: bool) -> dict[str, Any]:
-        """Run the experiment in this thread (``wait``) or in a new background thread."""
-        key = self._key(record)
+        """Run the experiment in this thread (``wait``) or in a new background thread.
+
+        The experiment is claimed here, before any thread starts, so that a second run of it
+        (in this process or another) is refused at once.
+        """
         where = f"{record.namespace}/{record.name}"
+        if _run_here(record):
+            raise ConflictError(f"experiment {where} is already running in this process")
         if service.run_elsewhere(record):
             raise ConflictError(
-                f"experiment {where} is being run by another process ({record.owner})"
+                f"experiment {where} is being run by another controller ({record.owner})"
             )
-        with _runs_lock:
-            current = _runs.get(key)
-            if current is not None and not current.finished.is_set():
-                raise ConflictError(f"experiment {where} is already running in this process")
-            local = _runs[key] = _LocalRun()
+        loop = ControllerLoop(
+            self._storage,
+            LocalProcessLauncher(katib_home()),
+            logs_root=katib_home() / "logs",
+            source=FixedExperiments([record]),
+            push=LoopbackPush(),
+            observer=_LogObserver(),
+        )
+        loop.start_experiments()
         if wait:
             try:
-                self._drive(record)
+                loop.run()
             except Interrupted as e:
                 raise KeyboardInterrupt from e
-            finally:
-                local.finished.set()
         else:
-            local.thread = threading.Thread(
-                target=self._drive_in_background,
-                args=(record, local),
+            threading.Thread(
+                target=_run_in_background,
+                args=(loop, where),
                 name=f"katib-{record.namespace}-{record.name}",
-            )
-            local.thread.start()
+            ).start()
         return service.experiment_view(self._storage, self._storage.get_experiment_by_id(record.id))
 
-    def _drive(self, record: ExperimentRecord) -> None:
-        runner = Runner(self._storage, logs_root=katib_home() / "logs", observer=_LogObserver())
-        runner.add(record)
-        runner.run()
 
-    def _drive_in_background(self, record: ExperimentRecord, local: _LocalRun) -> None:
-        try:
-            self._drive(record)
-        except Exception as e:  # noqa: BLE001 - kept for wait_for_experiment_condition()
-            local.error = e
-            logger.exception("run of experiment %s/%s failed", record.namespace, record.name)
-        finally:
-            local.finished.set()
+def _run_in_background(loop: ControllerLoop, where: str) -> None:
+    try:
+        loop.run(handle_signals=False)
+    except Exception:  # noqa: BLE001 - nobody to raise to: the experiment's status tells
+        logger.exception("run of experiment %s failed", where)
+
+
+def _run_here(record: ExperimentRecord) -> bool:
+    """Whether a controller of this very process drives the experiment."""
+    owner = record.owner or ""
+    return owner.startswith(f"{socket.gethostname()}:{os.getpid()}:") and (
+        service.run_elsewhere(record)
+    )
 
 
 def _refuse_finished(namespace: str, name: str, condition: str) -> None:

@@ -1,6 +1,7 @@
 """Katib v1beta1 Experiment: models, loading, defaults, validation and trial rendering."""
 
-from katib.spec._loader import load_experiments, parse_experiment
+from katib.spec._checks import AlgorithmChecks, algorithm_checks
+from katib.spec._loader import MAX_FILE_BYTES, load_experiments, parse_experiment
 from katib.spec._models import (
     API_VERSION,
     KIND,
@@ -30,6 +31,8 @@ from katib.spec._substitution import (
 from katib.spec._validation import validate_experiment, validate_restart
 
 __all__ = [
+    "MAX_FILE_BYTES",
+    "AlgorithmChecks",
     "API_VERSION",
     "KIND",
     "AlgorithmSetting",
@@ -54,6 +57,7 @@ __all__ = [
     "parse_experiment",
     "primary_container",
     "render_trial_spec",
+    "algorithm_checks",
     "validate_experiment",
     "validate_restart",
 ]

@@ -12,15 +12,15 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from katib.errors import FieldError
+from katib.spec._checks import AlgorithmChecks, algorithm_checks
 from katib.spec._models import (
     API_VERSION,
     KIND,
     KUBEFLOW_JOB_KINDS,
-    AlgorithmSpec,
     CollectorKind,
     Distribution,
     Experiment,
@@ -45,17 +45,6 @@ from katib.spec._substitution import (
     iter_strings,
     parse_meta_reference,
 )
-from suggestion._base import Algorithm, SettingSpec
-from suggestion._registry import UnknownAlgorithmError, algorithm_names, get_algorithm
-from suggestion._space import SearchSpace
-from suggestion.early_stopping import get_early_stopping
-
-#: Early-stopping algorithms and their settings (default, checker). Katib ships only the
-#: median stopping rule; a later change replaces this table with a registry like the
-#: suggestion algorithms' one.
-#: Neural architecture search algorithms: valid only with ``spec.nasConfig``, which in turn
-#: needs one of them. Their settings are Katib's business until NAS is built here.
-NAS_ALGORITHMS = frozenset({"enas", "darts"})
 
 #: Longest experiment name: Katib derives trial, suggestion and service names from it.
 MAX_NAME_LENGTH = 40
@@ -77,12 +66,14 @@ class _Errors:
         self.items.append(FieldError(path, message))
 
 
-def validate_experiment(exp: Experiment) -> list[FieldError]:
+def validate_experiment(exp: Experiment, checks: AlgorithmChecks | None = None) -> list[FieldError]:
     """Every admission-rule violation in an experiment.
 
     Args:
         exp: The experiment after :meth:`Experiment.with_defaults` (conditions, collector
             and metric strategies defaulted), as :func:`load_experiments` produces it.
+        checks: The algorithm-specific rules (known names, settings, search spaces); by
+            default the installed ones (:func:`~katib.spec.algorithm_checks`).
 
     Returns:
         One :class:`FieldError` per problem, in field order; empty when the experiment is
@@ -94,9 +85,8 @@ def validate_experiment(exp: Experiment) -> list[FieldError]:
     _check_counts(spec, errors)
     _check_objective(spec.objective, errors)
     _check_resume_policy(spec.resume_policy, errors)
-    space = _check_search_space(spec, errors)
-    _check_algorithm(spec, space, errors)
-    _check_early_stopping(spec.early_stopping, errors)
+    parameters_valid = _check_search_space(spec, errors)
+    _check_algorithms(spec, parameters_valid, checks or algorithm_checks(), errors)
     _check_trial_template(spec, errors)
     _check_metrics_collector(spec.metrics_collector_spec, errors)
     return errors.items
@@ -260,8 +250,8 @@ def _check_objective(objective: Objective | None, errors: _Errors) -> None:
 # --- search space ---------------------------------------------------------------------------
 
 
-def _check_search_space(spec: ExperimentSpec, errors: _Errors) -> SearchSpace | None:
-    """Check parameters or nasConfig; the search space when the parameters are all valid."""
+def _check_search_space(spec: ExperimentSpec, errors: _Errors) -> bool:
+    """Check parameters or nasConfig; True when there are parameters and all are valid."""
     if not spec.parameters and spec.nas_config is None:
         errors.add("spec", "spec.parameters or spec.nasConfig must be specified")
     if spec.parameters and spec.nas_config is not None:
@@ -269,9 +259,27 @@ def _check_search_space(spec: ExperimentSpec, errors: _Errors) -> SearchSpace | 
     if spec.nas_config is not None:
         _check_nas_config(spec.nas_config, errors)
     valid = _check_parameters(spec.parameters, "spec.parameters", errors)
-    if not valid or not spec.parameters:
-        return None
-    return SearchSpace.from_spec(spec.parameters)
+    return valid and bool(spec.parameters)
+
+
+def _check_algorithms(
+    spec: ExperimentSpec, parameters_valid: bool, checks: AlgorithmChecks | None, errors: _Errors
+) -> None:
+    """The algorithm and early-stopping rules, which the algorithms themselves own."""
+    if checks is None:
+        errors.add(
+            "spec.algorithm.algorithmName",
+            "no algorithm catalogue is installed, so algorithms cannot be checked "
+            "(reinstall the package: pip install -e .)",
+        )
+        return
+    try:
+        problems = checks.check_algorithm(spec, parameters_valid)
+        if spec.early_stopping is not None:
+            problems += checks.check_early_stopping(spec.early_stopping)
+    except Exception as e:  # noqa: BLE001 - plugin code must not turn a check into a crash
+        problems = [FieldError("spec.algorithm", f"the algorithm checks failed: {e}")]
+    errors.items.extend(problems)
 
 
 def _check_parameters(parameters: Sequence[ParameterSpec], path: str, errors: _Errors) -> bool:
@@ -419,141 +427,6 @@ def _check_nas_config(nas: NasConfig, errors: _Errors) -> None:
         if not operation.parameters:
             errors.add(f"{item}.parameters", "must be a non-empty list of parameters")
         _check_parameters(operation.parameters, f"{item}.parameters", errors)
-
-
-# --- algorithm and early stopping -------------------------------------------------------------
-
-
-def _check_algorithm(spec: ExperimentSpec, space: SearchSpace | None, errors: _Errors) -> None:
-    path = "spec.algorithm"
-    algorithm = spec.algorithm
-    if algorithm is None:
-        errors.add(path, "must be specified")
-        return
-    name = algorithm.algorithm_name
-    if not name:
-        errors.add(f"{path}.algorithmName", "must be specified")
-        return
-    is_nas = spec.nas_config is not None
-    if name in NAS_ALGORITHMS:
-        if not is_nas:
-            errors.add(
-                f"{path}.algorithmName",
-                f"algorithm {name} searches neural architectures and needs spec.nasConfig",
-            )
-        _check_duplicate_settings(algorithm, path, errors)
-        return
-    if is_nas:
-        errors.add(
-            f"{path}.algorithmName",
-            f"spec.nasConfig needs a neural architecture search algorithm"
-            f" ({_one_of(sorted(NAS_ALGORITHMS))}), got {name!r}",
-        )
-        return
-    try:
-        cls = get_algorithm(name)
-    except UnknownAlgorithmError as e:
-        known = algorithm_names()
-        if name in known:  # registered, but the plugin is broken: say why
-            errors.add(f"{path}.algorithmName", str(e))
-        else:
-            nas = ", ".join(sorted(NAS_ALGORITHMS))
-            errors.add(
-                f"{path}.algorithmName",
-                f"unknown algorithm {name!r} (known: {', '.join(known)};"
-                f" with spec.nasConfig: {nas})",
-            )
-        return
-    settings_ok = _check_settings(
-        algorithm, path, f"algorithm {name}", cls.settings_spec, cls.validate_settings, errors
-    )
-    if settings_ok and space is not None:
-        _check_space_for(cls, name, algorithm, spec, space, errors)
-
-
-def _check_space_for(
-    cls: type[Algorithm],
-    name: str,
-    algorithm: AlgorithmSpec,
-    spec: ExperimentSpec,
-    space: SearchSpace,
-    errors: _Errors,
-) -> None:
-    try:
-        problems = cls.validate_space(
-            space,
-            settings=cls.resolve_settings(algorithm.settings_dict()),
-            max_trial_count=spec.max_trial_count,
-            parallel_trial_count=spec.parallel_trial_count,
-        )
-    except Exception as e:  # plugin code must not turn a check into a crash
-        errors.add("spec.algorithm.algorithmName", f"algorithm {name} rejected the space: {e}")
-        return
-    indexes = {p.name: i for i, p in enumerate(spec.parameters)}
-    for param, message in problems:
-        if param is None or param not in indexes:
-            errors.add("spec.algorithm.algorithmName", f"algorithm {name}: {message}")
-        else:
-            errors.add(
-                f"spec.parameters[{indexes[param]}]",
-                f"algorithm {name} cannot use parameter {param!r}: {message}",
-            )
-
-
-def _check_early_stopping(early: AlgorithmSpec | None, errors: _Errors) -> None:
-    if early is None:
-        return
-    path = "spec.earlyStopping"
-    name = early.algorithm_name
-    if not name:
-        errors.add(f"{path}.algorithmName", "must be specified")
-        return
-    try:
-        cls = get_early_stopping(name)
-    except UnknownAlgorithmError as e:
-        errors.add(f"{path}.algorithmName", str(e))
-        return
-    table = cls.settings_spec
-    validate = cls.validate_settings
-
-    _check_settings(early, path, f"early stopping {name}", table, validate, errors)
-
-
-def _check_duplicate_settings(algorithm: AlgorithmSpec, path: str, errors: _Errors) -> bool:
-    seen: set[str] = set()
-    ok = True
-    for i, setting in enumerate(algorithm.algorithm_settings):
-        if setting.name in seen:
-            errors.add(f"{path}.algorithmSettings[{i}].name", f"duplicate setting {setting.name!r}")
-            ok = False
-        seen.add(setting.name)
-    return ok
-
-
-def _check_settings(
-    algorithm: AlgorithmSpec,
-    path: str,
-    owner: str,
-    known: Mapping[str, SettingSpec],
-    validate: Callable[[Mapping[str, str]], list[tuple[str, str]]],
-    errors: _Errors,
-) -> bool:
-    """Report setting problems at the setting's path; True when the settings are valid."""
-    ok = _check_duplicate_settings(algorithm, path, errors)
-    index: dict[str, int] = {}
-    for i, setting in enumerate(algorithm.algorithm_settings):
-        index.setdefault(setting.name, i)
-    try:
-        problems = validate(algorithm.settings_dict())
-    except Exception as e:  # plugin code must not turn a check into a crash
-        errors.add(f"{path}.algorithmSettings", f"{owner} could not check its settings: {e}")
-        return False
-    for key, message in problems:
-        where = f"{path}.algorithmSettings[{index.get(key, 0)}]"
-        field = "value" if key in known else "name"
-        errors.add(f"{where}.{field}", f"{owner} setting {key!r}: {message}")
-        ok = False
-    return ok
 
 
 # --- trial template -------------------------------------------------------------------------

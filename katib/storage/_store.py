@@ -14,6 +14,7 @@ import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, or_, select, update
@@ -21,13 +22,15 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from katib._time import now
-from katib.errors import ConflictError, NotFoundError
+from katib.errors import ConflictError, KatibError, NotFoundError, TrialFinishedError
 from katib.records import (
+    REASON_INTERRUPTED,
     Condition,
     ExperimentCondition,
     ExperimentRecord,
     MetricSummary,
     TrialRecord,
+    TrialResult,
     TrialState,
 )
 from katib.spec import Experiment
@@ -42,6 +45,15 @@ from katib.storage._schema import (
 )
 
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+
+
+class _Unset(Enum):
+    """The value of a keyword argument that was not given (None is a value here)."""
+
+    UNSET = 0
+
+
+UNSET = _Unset.UNSET
 
 #: Roles a token can carry, weakest first; an admin token's namespace is ``*``.
 TOKEN_ROLES = ("viewer", "editor", "owner", "admin")
@@ -272,17 +284,43 @@ class Storage:
         with self._session() as s:
             return {ExperimentCondition(c): int(n) for c, n in s.execute(query).all()}
 
-    def update_experiment(self, experiment_id: int, **fields: Any) -> None:
-        """Set columns of an experiment: condition, conditions, message, started_at, ..."""
-        values = dict(fields)
-        if "spec" in values and isinstance(values["spec"], Experiment):
-            values["spec"] = values["spec"].to_wire()
-        if "condition" in values:
-            values["condition"] = str(values["condition"])
-        if "conditions" in values:
-            values["conditions"] = [
-                c.to_json() if isinstance(c, Condition) else c for c in values["conditions"]
-            ]
+    def update_experiment(
+        self,
+        experiment_id: int,
+        *,
+        condition: ExperimentCondition | _Unset = UNSET,
+        conditions: Sequence[Condition] | _Unset = UNSET,
+        message: str | _Unset = UNSET,
+        spec: Experiment | _Unset = UNSET,
+        source_dir: str | _Unset = UNSET,
+        started_at: float | None | _Unset = UNSET,
+        completed_at: float | None | _Unset = UNSET,
+        optimal_trial_name: str | None | _Unset = UNSET,
+        stop_requested: bool | _Unset = UNSET,
+        owner_heartbeat: float | None | _Unset = UNSET,
+    ) -> None:
+        """Set the given columns of an experiment; the others stay as they are."""
+        given: dict[str, Any] = {
+            "condition": condition,
+            "conditions": conditions,
+            "message": message,
+            "spec": spec,
+            "source_dir": source_dir,
+            "started_at": started_at,
+            "completed_at": completed_at,
+            "optimal_trial_name": optimal_trial_name,
+            "stop_requested": stop_requested,
+            "owner_heartbeat": owner_heartbeat,
+        }
+        values = {k: v for k, v in given.items() if v is not UNSET}
+        if not values:
+            return
+        if isinstance(spec, Experiment):
+            values["spec"] = spec.to_wire()
+        if isinstance(condition, ExperimentCondition):
+            values["condition"] = condition.value
+        if not isinstance(conditions, _Unset):
+            values["conditions"] = [c.to_json() for c in conditions]
         with self._session() as s:
             s.execute(update(ExperimentRow).where(ExperimentRow.id == experiment_id).values(values))
 
@@ -310,6 +348,35 @@ class Storage:
                 .values(owner=owner, owner_heartbeat=now())
             )
             return bool(getattr(result, "rowcount", 0))
+
+    def complete_experiment(
+        self,
+        experiment_id: int,
+        owner: str,
+        *,
+        condition: ExperimentCondition,
+        conditions: Sequence[Condition],
+        message: str,
+        completed_at: float,
+    ) -> None:
+        """Record an experiment's end and release ``owner``'s claim, in one transaction:
+        nobody sees it finished and still owned, or released and not yet finished."""
+        with self._session() as s:
+            s.execute(
+                update(ExperimentRow)
+                .where(ExperimentRow.id == experiment_id)
+                .values(
+                    condition=condition.value,
+                    conditions=[c.to_json() for c in conditions],
+                    message=message,
+                    completed_at=completed_at,
+                )
+            )
+            s.execute(
+                update(ExperimentRow)
+                .where(ExperimentRow.id == experiment_id, ExperimentRow.owner == owner)
+                .values(owner=None, owner_heartbeat=None)
+            )
 
     def release(self, experiment_id: int, owner: str) -> None:
         with self._session() as s:
@@ -428,49 +495,29 @@ class Storage:
         with self._session() as s:
             return {TrialState(state): int(n) for state, n in s.execute(query).all()}
 
-    def best_trial(self, experiment: ExperimentRecord) -> TrialRecord | None:
-        """The optimal trial: the one the controller recorded, else the best stored objective.
-
-        One indexed query, whatever the number of trials; ties go to the earliest trial.
-        """
-        return self.best_trials([experiment])[experiment.id]
-
-    def best_trials(
+    def recorded_best_trials(
         self, experiments: Sequence[ExperimentRecord]
     ) -> dict[int, TrialRecord | None]:
-        """:meth:`best_trial` of several experiments (one query for the recorded ones)."""
+        """The trials the controller recorded as optimal (``optimal_trial_name``), one query.
+
+        Which trial is best is the controller's rule (:func:`katib.controller.optimal_trial`),
+        not storage's: an experiment with none recorded maps to None.
+        """
         out: dict[int, TrialRecord | None] = {e.id: None for e in experiments}
         named = {e.id: e.optimal_trial_name for e in experiments if e.optimal_trial_name}
+        if not named:
+            return out
         with self._session() as s:
-            if named:
-                rows = s.scalars(
-                    select(TrialRow).where(
-                        TrialRow.experiment_id.in_(list(named)),
-                        TrialRow.name.in_(list(named.values())),
-                    )
+            rows = s.execute(
+                select(TrialRow.__table__).where(
+                    TrialRow.experiment_id.in_(list(named)),
+                    TrialRow.name.in_(list(named.values())),
                 )
-                for row in rows:
-                    if named.get(row.experiment_id) == row.name:
-                        out[row.experiment_id] = _trial(row)
-            for exp in experiments:
-                if out[exp.id] is not None:
-                    continue
-                objective = exp.spec.spec.objective
-                maximize = objective is not None and objective.type == "maximize"
-                order = TrialRow.objective.desc() if maximize else TrialRow.objective.asc()
-                found = s.scalar(
-                    select(TrialRow)
-                    .where(
-                        TrialRow.experiment_id == exp.id,
-                        TrialRow.state.in_(
-                            [TrialState.SUCCEEDED.value, TrialState.EARLY_STOPPED.value]
-                        ),
-                        TrialRow.objective.is_not(None),
-                    )
-                    .order_by(order, TrialRow.id)
-                    .limit(1)
-                )
-                out[exp.id] = None if found is None else _trial(found)
+            )
+            for row in rows:
+                trial = _trial_from(row._mapping)
+                if named.get(trial.experiment_id) == trial.name:
+                    out[trial.experiment_id] = trial
         return out
 
     def list_trials_page(
@@ -526,31 +573,74 @@ class Storage:
                 query = query.order_by(value.nulls_last(), TrialRow.id)
             return [_trial_from(r._mapping) for r in s.execute(query.limit(limit))]
 
-    def update_trial(self, trial_id: int, **fields: Any) -> None:
-        """Set columns of a trial: state, reason, message, started_at, pid, exit_code, ..."""
-        with self._session() as s:
-            s.execute(update(TrialRow).where(TrialRow.id == trial_id).values(_trial_values(fields)))
+    def start_trial(
+        self,
+        trial_id: int,
+        *,
+        started_at: float,
+        pid: int | None = None,
+        message: str = "Trial is running",
+    ) -> None:
+        """Record that a trial's workload runs (again, for a retry).
+
+        Raises:
+            TrialFinishedError: the trial has finished: finished trials are never changed.
+        """
+        self._change_active_trial(
+            trial_id,
+            {
+                "state": TrialState.RUNNING.value,
+                "reason": "TrialRunning",
+                "message": message,
+                "started_at": started_at,
+                "pid": pid,
+            },
+        )
 
     def finish_trial(
         self,
         trial_id: int,
-        observations: Sequence[ObservationPoint],
-        **fields: Any,
+        result: TrialResult,
+        observations: Sequence[ObservationPoint] = (),
     ) -> None:
-        """Store a trial's remaining observations and its final fields in one transaction."""
-        values = _trial_values(fields)
-        with self._session() as s:
-            if observations:
-                s.execute(insert(ObservationRow), _observation_rows(trial_id, observations))
-            s.execute(update(TrialRow).where(TrialRow.id == trial_id).values(values))
+        """Store how a trial ended, with its last observations, in one transaction.
+
+        Raises:
+            TrialFinishedError: the trial has finished already: finished trials are immutable.
+        """
+        if not result.state.is_finished:
+            raise ValueError(f"{result.state.value} is not a finished state")
+        values = {
+            "state": result.state.value,
+            "reason": result.reason,
+            "message": result.message,
+            "completed_at": result.completed_at,
+            "exit_code": result.exit_code,
+            "metrics": {k: v.to_json() for k, v in result.metrics.items()},
+            "objective": result.objective,
+        }
+        self._change_active_trial(trial_id, values, observations)
 
     def reset_trial(self, trial_id: int) -> None:
-        """Forget a trial's run (after an interruption) so that it runs again from scratch."""
+        """Forget a trial's run so that it runs again from scratch.
+
+        Only a trial whose run was cut short may be reset: one still recorded Running (its
+        controller died) or Killed by an interruption.
+
+        Raises:
+            TrialFinishedError: the trial finished otherwise.
+        """
+        resettable = or_(
+            TrialRow.state.in_([TrialState.CREATED.value, TrialState.RUNNING.value]),
+            and_(
+                TrialRow.state == TrialState.KILLED.value,
+                TrialRow.reason == REASON_INTERRUPTED,
+            ),
+        )
         with self._session() as s:
-            s.execute(delete(ObservationRow).where(ObservationRow.trial_id == trial_id))
-            s.execute(
+            result = s.execute(
                 update(TrialRow)
-                .where(TrialRow.id == trial_id)
+                .where(TrialRow.id == trial_id, resettable)
                 .values(
                     state=TrialState.CREATED.value,
                     reason="TrialRestarted",
@@ -563,6 +653,40 @@ class Storage:
                     metrics={},
                 )
             )
+            if not getattr(result, "rowcount", 0):
+                raise self._finished(s, trial_id)
+            s.execute(delete(ObservationRow).where(ObservationRow.trial_id == trial_id))
+
+    def _change_active_trial(
+        self,
+        trial_id: int,
+        values: dict[str, Any],
+        observations: Sequence[ObservationPoint] = (),
+    ) -> None:
+        """Update a trial that has not finished; refuse (and write nothing) if it has."""
+        active = [TrialState.CREATED.value, TrialState.RUNNING.value]
+        with self._session() as s:
+            result = s.execute(
+                update(TrialRow)
+                .where(TrialRow.id == trial_id, TrialRow.state.in_(active))
+                .values(values)
+            )
+            if not getattr(result, "rowcount", 0):
+                raise self._finished(s, trial_id)
+            if observations:
+                s.execute(insert(ObservationRow), _observation_rows(trial_id, observations))
+
+    @staticmethod
+    def _finished(s: Session, trial_id: int) -> KatibError:
+        row = s.execute(
+            select(TrialRow.namespace, TrialRow.name, TrialRow.state).where(TrialRow.id == trial_id)
+        ).first()
+        if row is None:
+            return NotFoundError(f"trial #{trial_id} not found")
+        return TrialFinishedError(
+            f"trial {row.namespace}/{row.name} has finished ({row.state}); "
+            "finished trials are never changed"
+        )
 
     # Observation logs --------------------------------------------------------------------
 
@@ -771,19 +895,6 @@ def _save_state(s: Session, experiment_id: int, algorithm: str, state: dict[str,
     )
     if not getattr(result, "rowcount", 0):
         s.execute(insert(AlgorithmStateRow).values(experiment_id=experiment_id, **values))
-
-
-def _trial_values(fields: dict[str, Any]) -> dict[str, Any]:
-    """Trial columns from record values (enums as strings, metric summaries as JSON)."""
-    values = dict(fields)
-    if "state" in values:
-        values["state"] = str(values["state"])
-    if "metrics" in values:
-        values["metrics"] = {
-            k: (v.to_json() if isinstance(v, MetricSummary) else v)
-            for k, v in values["metrics"].items()
-        }
-    return values
 
 
 def _observation_rows(

@@ -31,6 +31,7 @@ from katib.api.schemas import (
     ExperimentPublic,
     RestartRequest,
 )
+from katib.controller import best_trial as optimal_trial_of
 from katib.controller import check_runnable
 from katib.errors import FieldError, InvalidExperimentError
 from katib.records import ExperimentCondition, ExperimentRecord
@@ -318,7 +319,7 @@ def best_trial(
 ) -> Any:
     """The optimal trial (as `katib best NAME -o json`); `bestTrialName` is null without one."""
     record = experiment_for(storage, principal, namespace, name, Role.VIEWER)
-    return best_trial_json(record, storage.best_trial(record))
+    return best_trial_json(record, optimal_trial_of(storage, record))
 
 
 @router.get(

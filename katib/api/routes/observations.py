@@ -8,13 +8,12 @@ from fastapi import APIRouter, Depends, Query
 
 from katib.api._auth import Role
 from katib.api._body import Body, json_body, load_json
-from katib.api._controller import points_from
 from katib.api._problems import BadRequestError
 from katib.api.deps import ControllerDep, PrincipalDep, StorageDep
 from katib.api.routes._common import Name, Namespace, problems
 from katib.api.routes.trials import trial_for
 from katib.api.schemas import ObservationLog, ObservationPush, PushResult
-from katib.controller._push_server import parse_observations
+from katib.controller import observation_points, parse_observations
 from katib.errors import ConflictError
 from katib.views import observation_log_json
 
@@ -72,5 +71,5 @@ def push_observations(
             "it takes no more observations"
         )
     if controller is None or not controller.push(namespace, trial, observations):
-        storage.add_observations(record.id, points_from(observations))
+        storage.add_observations(record.id, observation_points(observations))
     return {"accepted": len(observations)}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from katib.api import ensure_admin_token
-from katib.records import ExperimentCondition, TrialState
+from katib.records import ExperimentCondition
 from katib.spec import parse_experiment
 from katib.storage import Storage
 from tests.katib.api.conftest import TestClient, Tokens, bearer, experiment_doc
@@ -23,7 +23,7 @@ def world(storage: Storage) -> dict[str, str]:
     storage.update_experiment(done.id, condition=ExperimentCondition.SUCCEEDED)
     live = storage.create_experiment(parse_experiment(experiment_doc("live")))
     trial = storage.create_trial(live, {"x": "1"})
-    storage.update_trial(trial.id, state=TrialState.RUNNING)
+    storage.start_trial(trial.id, started_at=1.0)
     other = storage.create_experiment(parse_experiment(experiment_doc("secret", "team-b")))
     hidden = storage.create_trial(other, {"x": "1"})
     return {"trial": trial.name, "hidden": hidden.name}

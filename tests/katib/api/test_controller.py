@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from katib.api import ControllerService, create_app
+from katib.api import create_app
+from katib.controller import BackgroundController
 from katib.records import REASON_INTERRUPTED, ExperimentCondition, TrialState
 from katib.storage import Storage
 from tests.katib.api.conftest import TestClient, experiment_doc
+from trial_runner.local import LocalProcessLauncher
 
 pytestmark = pytest.mark.e2e
 
@@ -29,16 +31,22 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condi
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def background(storage: Storage, home: Path) -> BackgroundController:
+    return BackgroundController(
+        storage, LocalProcessLauncher(home), logs_root=home / "logs", scan_interval=0.2
+    )
+
+
 @pytest.fixture
-def controller(storage: Storage, katib_home: Path) -> Iterator[ControllerService]:
-    service = ControllerService(storage, logs_root=katib_home / "logs", scan_interval=0.2)
+def controller(storage: Storage, katib_home: Path) -> Iterator[BackgroundController]:
+    service = background(storage, katib_home)
     yield service
     service.stop()
 
 
 @pytest.fixture
 def served(
-    storage: Storage, controller: ControllerService, katib_home: Path, work_dir: Path
+    storage: Storage, controller: BackgroundController, katib_home: Path, work_dir: Path
 ) -> Iterator[TestClient]:
     app = create_app(storage, controller=controller, work_dir=str(work_dir))
     with TestClient(app) as c:
@@ -51,7 +59,7 @@ def condition(client: TestClient, admin: dict[str, str], name: str) -> str:
 
 
 def test_created_experiment_runs_to_success(
-    served: TestClient, admin: dict[str, str], controller: ControllerService
+    served: TestClient, admin: dict[str, str], controller: BackgroundController
 ) -> None:
     assert served.get("/readyz").json()["status"] == "ok"
     assert served.post(EXPERIMENTS, json=experiment_doc("run"), headers=admin).status_code == 201
@@ -109,7 +117,7 @@ def test_shutdown_leaves_interrupted_trials_that_run_again(
     storage: Storage, katib_home: Path, work_dir: Path, admin: dict[str, str]
 ) -> None:
     (work_dir / "hold").touch()
-    first = ControllerService(storage, logs_root=katib_home / "logs", scan_interval=0.2)
+    first = background(storage, katib_home)
     app = create_app(storage, controller=first, work_dir=str(work_dir))
     with TestClient(app) as c:
         c.post(EXPERIMENTS, json=experiment_doc("resume"), headers=admin)
@@ -127,7 +135,7 @@ def test_shutdown_leaves_interrupted_trials_that_run_again(
     assert all(t.pid is not None for t in trials)
 
     (work_dir / "hold").unlink()
-    second = ControllerService(storage, logs_root=katib_home / "logs", scan_interval=0.2)
+    second = background(storage, katib_home)
     second.start()
     try:
         wait_for(

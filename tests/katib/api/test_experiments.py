@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from katib.records import ExperimentCondition, MetricSummary, TrialState
+from katib.records import ExperimentCondition, MetricSummary, TrialResult, TrialState
 from katib.spec import parse_experiment
 from katib.storage import Storage
 from tests.katib.api.conftest import TestClient, Tokens, bearer, experiment_doc
@@ -23,11 +23,12 @@ def finished(storage: Storage, name: str, **spec: Any) -> int:
     record = storage.create_experiment(parse_experiment(experiment_doc(name, **spec)))
     for x, loss in (("0.5", 0.5), ("0.2", 0.2)):
         trial = storage.create_trial(record, {"x": x})
-        storage.update_trial(
+        storage.finish_trial(
             trial.id,
-            state=TrialState.SUCCEEDED,
-            objective=loss,
-            metrics={"loss": MetricSummary("loss", loss, loss, loss)},
+            TrialResult(
+                TrialState.SUCCEEDED, "TrialSucceeded", "", 1.0,
+                objective=loss, metrics={"loss": MetricSummary("loss", loss, loss, loss)},
+            ),
         )
     storage.update_experiment(record.id, condition=ExperimentCondition.SUCCEEDED)
     return record.id
@@ -397,6 +398,7 @@ def test_archive_hides_from_lists(
 def test_responses_are_the_cli_json_shapes(
     client: TestClient, admin: dict[str, str], storage: Storage
 ) -> None:
+    from katib.controller import best_trial
     from katib.views import experiment_json
 
     finished(storage, "same")
@@ -404,7 +406,7 @@ def test_responses_are_the_cli_json_shapes(
     api = client.get(f"{EXPERIMENTS}/same", headers=admin).json()
     cli = json.loads(
         json.dumps(
-            experiment_json(record, storage.count_trials(record.id), storage.best_trial(record))
+            experiment_json(record, storage.count_trials(record.id), best_trial(storage, record))
         )
     )
     api["status"].pop("archived")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from katib.records import TrialRecord, TrialState
+from katib.records import TrialRecord, TrialResult, TrialState
 from katib.spec import parse_experiment
 from katib.storage import Storage
 from tests.katib.api.conftest import TestClient, experiment_doc
@@ -17,7 +17,7 @@ PROBLEM = "application/problem+json"
 def trial(storage: Storage) -> TrialRecord:
     record = storage.create_experiment(parse_experiment(experiment_doc("exp")))
     trial = storage.create_trial(record, {"x": "1"})
-    storage.update_trial(trial.id, state=TrialState.RUNNING)
+    storage.start_trial(trial.id, started_at=1.0)
     return trial
 
 
@@ -92,6 +92,6 @@ def test_push_refusals(
     assert big.status_code == 413
     missing = client.post(f"{TRIALS}/exp-nope/observations", json={"metrics": {}}, headers=admin)
     assert missing.status_code == 404
-    storage.update_trial(trial.id, state=TrialState.SUCCEEDED)
+    storage.finish_trial(trial.id, TrialResult(TrialState.SUCCEEDED, "", "", 1.0))
     late = client.post(url, json={"metrics": {"loss": 1}}, headers=admin)
     assert late.status_code == 409 and "finished" in late.json()["detail"]

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from katib.api import create_app
-from katib.records import MetricSummary, TrialState
+from katib.records import MetricSummary, TrialResult, TrialState
 from katib.spec import parse_experiment
 from katib.storage import Storage
 from tests.katib.api.conftest import experiment_doc
@@ -35,11 +35,12 @@ def api_schema(storage: Storage, katib_home: Path, work_dir: Path) -> schemathes
     record = storage.create_experiment(parse_experiment(experiment_doc("x")))
     for i in range(3):
         trial = storage.create_trial(record, {"x": str(i)})
-        storage.update_trial(
+        storage.finish_trial(
             trial.id,
-            state=TrialState.SUCCEEDED,
-            objective=float(i),
-            metrics={"loss": MetricSummary("loss", i, i, i)},
+            TrialResult(
+                TrialState.SUCCEEDED, "TrialSucceeded", "", 1.0,
+                objective=float(i), metrics={"loss": MetricSummary("loss", i, i, i)},
+            ),
         )
     app = create_app(storage, work_dir=str(work_dir))
     return schemathesis.openapi.from_asgi("/openapi.json", app)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+from katib.controller import best_trial
 from katib.errors import ConflictError, NotFoundError
-from katib.records import ExperimentCondition, TrialState
+from katib.records import ExperimentCondition, TrialResult, TrialState
 from katib.spec import parse_experiment
 from katib.storage import Storage, hash_token
 from tests.katib.api.conftest import experiment_doc
@@ -83,8 +84,8 @@ def test_best_trial_without_the_recorded_name(storage: Storage) -> None:
         (0.2, TrialState.SUCCEEDED),
     ]:
         t = storage.create_trial(record, {"x": str(loss)})
-        storage.update_trial(t.id, state=state, objective=loss)
-    best = storage.best_trial(record)
+        storage.finish_trial(t.id, TrialResult(state, "", "", 1.0, objective=loss))
+    best = best_trial(storage, record)
     assert best is not None and best.objective == 0.2 and best.state == TrialState.EARLY_STOPPED
     counts = storage.count_trials_many([record.id, 999])
     assert counts[record.id][TrialState.SUCCEEDED] == 2 and counts[999] == {}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from katib.records import ExperimentRecord, MetricSummary, TrialState
+from katib.records import ExperimentRecord, MetricSummary, TrialResult, TrialState
 from katib.spec import parse_experiment
 from katib.storage import Storage
 from tests.katib.api.conftest import TestClient, Tokens, bearer, experiment_doc
@@ -30,15 +30,16 @@ def fill(storage: Storage, record: ExperimentRecord, count: int) -> dict[str, fl
     for i in range(count):
         trial = storage.create_trial(record, {"x": str(i)})
         if i % 7 == 3:
-            storage.update_trial(trial.id, state=TrialState.FAILED)
+            storage.finish_trial(trial.id, TrialResult(TrialState.FAILED, "Error", "", 1.0))
             out[trial.name] = None
             continue
         loss = round(rng.uniform(0, 1), 2)
-        storage.update_trial(
+        storage.finish_trial(
             trial.id,
-            state=TrialState.SUCCEEDED,
-            objective=loss,
-            metrics={"loss": MetricSummary("loss", loss, loss, loss)},
+            TrialResult(
+                TrialState.SUCCEEDED, "TrialSucceeded", "", 1.0,
+                objective=loss, metrics={"loss": MetricSummary("loss", loss, loss, loss)},
+            ),
         )
         out[trial.name] = loss
     return out

@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from katib.api import ControllerService, create_app
+from katib.api import create_app
+from katib.controller import BackgroundController
 from katib.storage import Storage
 from tests.katib.api.conftest import Tokens, experiment_doc, work_dir  # noqa: F401
+from trial_runner.local import LocalProcessLauncher
 
 __all__ = ["LiveServer", "experiment_doc"]
 
@@ -51,8 +53,12 @@ def live_server(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    controller = ControllerService(
-        storage, logs_root=katib_home / "logs", api_url=url, scan_interval=0.2
+    controller = BackgroundController(
+        storage,
+        LocalProcessLauncher(katib_home),
+        logs_root=katib_home / "logs",
+        api_url=url,
+        scan_interval=0.2,
     )
     app = create_app(storage, controller=controller, work_dir=str(work_dir))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))

@@ -22,7 +22,7 @@ from katib.errors import (
     NotFoundError,
     UnauthorizedError,
 )
-from katib.records import TrialState
+from katib.records import TrialResult, TrialState
 from katib.spec import parse_experiment
 from katib.storage import Storage
 from tests.katib.client.conftest import LiveServer, experiment_doc
@@ -174,7 +174,7 @@ def test_lists_are_fetched_whole_across_pages(
     for i in range(1203):
         trial = storage.create_trial(record, {"x": f"0.{i}"})
         if i % 2:
-            storage.update_trial(trial.id, state=TrialState.KILLED)
+            storage.finish_trial(trial.id, TrialResult(TrialState.KILLED, "", "", 1.0))
     trials = remote.list_trials("default", "many")
     assert len(trials) == 1203
     assert trials == local.list_trials("default", "many")

@@ -7,14 +7,24 @@ import queue
 import pytest
 
 from katib import ReportError, report_metrics
-from katib.controller._push_server import PushServer, parse_observations
-from trial_runner._events import Event, MetricsReported
+from katib.controller import parse_observations
+from katib.controller._push_server import PushServer
+from trial_runner import MetricsReported, Observation
+
+Event = MetricsReported
 
 
 @pytest.fixture
 def server() -> tuple[PushServer, queue.Queue[Event]]:
     events: queue.Queue[Event] = queue.Queue()
-    push = PushServer(events.put, lambda ns, trial: (ns, trial) == ("default", "exp-abc"))
+
+    def deliver(namespace: str, trial: str, observations: list[Observation]) -> bool:
+        if (namespace, trial) != ("default", "exp-abc"):
+            return False
+        events.put(MetricsReported(trial, observations))
+        return True
+
+    push = PushServer(deliver)
     push.start()
     yield push, events
     push.stop()

@@ -40,11 +40,17 @@ def client(katib_home: Path) -> Iterator[KatibClient]:
     katib = KatibClient()
     yield katib
     # Leave no background run behind: the test process would wait for it at exit.
-    for (url, namespace, name), run in list(client_module._runs.items()):
-        if url == katib.db_url and not run.finished.is_set():
+    if not katib.remote:
+        storage = katib._storage
+        for record in storage.list_experiments():
+            if not client_module._run_here(record):
+                continue
             with contextlib.suppress(KatibError):
-                katib.stop_experiment(name, namespace)
-            run.finished.wait(30)
+                katib.stop_experiment(record.name, record.namespace)
+            deadline = time.monotonic() + 30
+            while client_module._run_here(record) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                record = storage.get_experiment_by_id(record.id)
     katib.close()
 
 

@@ -13,8 +13,7 @@ import yaml
 
 from katib.errors import InvalidExperimentError
 from katib.spec import load_experiments
-from katib.spec._validation import NAS_ALGORITHMS
-from suggestion import algorithm_names
+from suggestion import NAS_ALGORITHMS, algorithm_names
 from suggestion.early_stopping import early_stopping_names
 
 EXAMPLES = Path(__file__).parents[2] / "fixtures" / "katib_examples"

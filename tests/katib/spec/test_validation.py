@@ -11,8 +11,7 @@ import yaml
 
 from katib.errors import FieldError
 from katib.spec import parse_experiment, validate_experiment, validate_restart
-from katib.spec._validation import NAS_ALGORITHMS
-from suggestion import Algorithm, algorithm_names
+from suggestion import NAS_ALGORITHMS, Algorithm, algorithm_names
 from suggestion.early_stopping import get_early_stopping
 
 Doc = dict[str, Any]
@@ -823,7 +822,7 @@ def test_metrics_format_with_two_top_level_groups(
 def test_a_crashing_plugin_check_becomes_an_error(
     baseline_doc: Doc, errors_of: ErrorsOf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from katib.spec import _validation
+    from suggestion import _spec_checks
     from suggestion.algorithms.random import RandomSearch
 
     class Broken(RandomSearch):
@@ -834,10 +833,30 @@ def test_a_crashing_plugin_check_becomes_an_error(
     def fake_get_algorithm(name: str) -> type[Algorithm]:
         return Broken
 
-    monkeypatch.setattr(_validation, "get_algorithm", fake_get_algorithm)
+    monkeypatch.setattr(_spec_checks, "get_algorithm", fake_get_algorithm)
     errors = errors_of(baseline_doc)
     assert [(e.path, "division by zero" in e.message) for e in errors] == [
         ("spec.algorithm.algorithmName", True)
+    ]
+
+
+def test_the_spec_asks_the_installed_algorithm_checks(baseline_doc: Doc) -> None:
+    from katib.spec import AlgorithmChecks, algorithm_checks
+    from suggestion import SPEC_CHECKS
+
+    assert algorithm_checks() is SPEC_CHECKS  # found through the katib.spec entry point
+    exp = parse_experiment(baseline_doc)
+
+    class Refuses:
+        def check_algorithm(self, spec: Any, parameters_valid: bool) -> list[FieldError]:
+            return [FieldError("spec.algorithm.algorithmName", f"no, {parameters_valid}")]
+
+        def check_early_stopping(self, early: Any) -> list[FieldError]:
+            return []
+
+    assert isinstance(Refuses(), AlgorithmChecks)
+    assert [str(e) for e in validate_experiment(exp, Refuses())] == [
+        "spec.algorithm.algorithmName: no, True"
     ]
 
 

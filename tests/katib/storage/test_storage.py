@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from katib.errors import ConflictError, NotFoundError
-from katib.records import ExperimentCondition, MetricSummary, TrialState
+from katib.errors import ConflictError, NotFoundError, TrialFinishedError
+from katib.records import (
+    REASON_INTERRUPTED,
+    ExperimentCondition,
+    MetricSummary,
+    TrialResult,
+    TrialState,
+)
 from katib.spec import Experiment
 from katib.storage import SCHEMA_REVISION, ObservationPoint, Storage
 
@@ -79,8 +85,12 @@ def test_trials_observations_and_counts(storage: Storage) -> None:
     assert t1.name != t2.name
     storage.add_observations(t1.id, [ObservationPoint("acc", 0.5, 1, 1.0)])
     storage.finish_trial(
-        t1.id, [ObservationPoint("acc", 0.8, 2, 2.0)], state=TrialState.SUCCEEDED,
-        objective=0.8, metrics={"acc": MetricSummary("acc", 0.5, 0.8, 0.8)}, exit_code=0,
+        t1.id,
+        TrialResult(
+            TrialState.SUCCEEDED, "TrialSucceeded", "", 2.0, exit_code=0,
+            objective=0.8, metrics={"acc": MetricSummary("acc", 0.5, 0.8, 0.8)},
+        ),
+        [ObservationPoint("acc", 0.8, 2, 2.0)],
     )
     got = storage.get_trial("default", t1.name)
     assert got.state == TrialState.SUCCEEDED and got.objective == 0.8 and got.exit_code == 0
@@ -94,12 +104,38 @@ def test_trials_observations_and_counts(storage: Storage) -> None:
 def test_reset_trial_forgets_the_run(storage: Storage) -> None:
     exp = storage.create_experiment(experiment())
     t = storage.create_trial(exp, {"lr": "0.5"})
-    storage.finish_trial(t.id, [ObservationPoint("acc", 0.5, None, 1.0)],
-                         state=TrialState.KILLED, reason="Interrupted")
+    storage.finish_trial(
+        t.id,
+        TrialResult(TrialState.KILLED, REASON_INTERRUPTED, "", 1.0),
+        [ObservationPoint("acc", 0.5, None, 1.0)],
+    )
     storage.reset_trial(t.id)
     got = storage.get_trial("default", t.name)
     assert got.state == TrialState.CREATED and got.assignments == {"lr": "0.5"}
     assert storage.get_observations(t.id) == []
+
+
+def test_finished_trials_are_immutable(storage: Storage) -> None:
+    exp = storage.create_experiment(experiment())
+    t = storage.create_trial(exp, {"lr": "0.5"})
+    storage.start_trial(t.id, started_at=1.0, pid=42)
+    done = TrialResult(TrialState.SUCCEEDED, "TrialSucceeded", "ok", 2.0, objective=0.9)
+    storage.finish_trial(t.id, done, [ObservationPoint("acc", 0.9, 1, 2.0)])
+    again = TrialResult(TrialState.FAILED, "Error", "rewritten", 3.0, objective=0.1)
+    with pytest.raises(TrialFinishedError, match="has finished"):
+        storage.finish_trial(t.id, again, [ObservationPoint("acc", 0.1, 2, 3.0)])
+    with pytest.raises(TrialFinishedError):
+        storage.start_trial(t.id, started_at=4.0)
+    with pytest.raises(TrialFinishedError):
+        storage.reset_trial(t.id)  # only an interrupted run may be forgotten
+    got = storage.get_trial("default", t.name)
+    assert (got.state, got.message, got.objective) == (TrialState.SUCCEEDED, "ok", 0.9)
+    assert [o.value for o in storage.get_observations(t.id)] == [0.9]  # nothing added
+    with pytest.raises(ValueError, match="not a finished state"):
+        storage.finish_trial(
+            storage.create_trial(exp, {"lr": "0.6"}).id,
+            TrialResult(TrialState.RUNNING, "", "", 1.0),
+        )
 
 
 def test_algorithm_state_round_trip(storage: Storage) -> None:

@@ -1,13 +1,13 @@
-"""Sharing the machine between local trials: threads, GPUs, retries."""
+"""Sharing the machine between local trials: threads and GPUs; a Job's retries."""
 
 from __future__ import annotations
 
 import pytest
 
-from katib.controller._resources import (
+from katib.controller import backoff_limit
+from trial_runner._resources import (
     GpuPool,
     ResourceError,
-    backoff_limit,
     gpus_requested,
     parse_cpu,
     thread_env,

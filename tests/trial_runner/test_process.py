@@ -1,4 +1,4 @@
-"""The local process launcher, with real child processes.
+"""Running commands as process groups (under the local launcher), with real child processes.
 
 Every trial is a ``python -c`` script; events are collected from the launcher's sink. Timing
 bounds are generous: these tests share the machine with other work.
@@ -19,14 +19,16 @@ from typing import Any
 import psutil
 import pytest
 
-from trial_runner._events import Event, MetricsReported, TrialExited
-from trial_runner.local import (
+from trial_runner import Ending, KillReason, MetricsReported, TrialEnded, TrialStarted
+from trial_runner._process import (
     MAX_PARSED_LINE,
     REPORT_INTERVAL,
-    LocalProcessLauncher,
+    ProcessRunner,
     ProcessSpec,
 )
 from trial_runner.metrics import MetricsParser, Observation
+
+Event = TrialStarted | MetricsReported | TrialEnded
 
 #: Longest a trial that should end soon may take to report its end.
 EXIT_TIMEOUT = 20.0
@@ -40,7 +42,8 @@ class Events:
         self.seen: list[tuple[float, Event]] = []
 
     def __call__(self, event: Event) -> None:
-        self.queue.put(event)
+        if not isinstance(event, TrialStarted):
+            self.queue.put(event)
 
     def _take(self, deadline: float) -> bool:
         remaining = deadline - time.monotonic()
@@ -53,14 +56,14 @@ class Events:
         self.seen.append((time.monotonic(), event))
         return True
 
-    def exited(self, trial: str, timeout: float = EXIT_TIMEOUT) -> TrialExited:
+    def exited(self, trial: str, timeout: float = EXIT_TIMEOUT) -> TrialEnded:
         deadline = time.monotonic() + timeout
         while True:
             for _, event in self.seen:
-                if isinstance(event, TrialExited) and event.trial == trial:
+                if isinstance(event, TrialEnded) and event.trial == trial:
                     return event
             if not self._take(deadline):
-                raise AssertionError(f"no TrialExited for {trial} within {timeout} s")
+                raise AssertionError(f"no TrialEnded for {trial} within {timeout} s")
 
     def first_report(self, trial: str, timeout: float) -> tuple[float, MetricsReported] | None:
         deadline = time.monotonic() + timeout
@@ -82,21 +85,21 @@ class Events:
 
 
 @pytest.fixture
-def new_launcher() -> Iterator[Callable[[float], LocalProcessLauncher]]:
+def new_launcher() -> Iterator[Callable[[float], ProcessRunner]]:
     """Makes launchers with a given grace period; whatever they still run is killed after."""
-    made: list[LocalProcessLauncher] = []
+    made: list[ProcessRunner] = []
 
-    def make(grace_seconds: float) -> LocalProcessLauncher:
-        made.append(LocalProcessLauncher(grace_seconds=grace_seconds))
+    def make(grace_seconds: float) -> ProcessRunner:
+        made.append(ProcessRunner(grace_seconds=grace_seconds))
         return made[-1]
 
     yield make
     for launcher in made:
-        launcher.kill_all("test finished", wait=2.0)
+        launcher.kill_all(KillReason.INTERRUPTED, wait=2.0)
 
 
 @pytest.fixture
-def launcher(new_launcher: Callable[[float], LocalProcessLauncher]) -> LocalProcessLauncher:
+def launcher(new_launcher: Callable[[float], ProcessRunner]) -> ProcessRunner:
     return new_launcher(2.0)
 
 
@@ -179,7 +182,7 @@ def grandchild_pid(log_path: Path) -> int:
 
 
 def test_output_is_copied_verbatim_including_binary(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     garbage = bytes(range(256)) + b"\xff\xfe\x00\r\n\x80 not utf-8 \xc3\x28\n"
     code = (
@@ -191,15 +194,15 @@ def test_output_is_copied_verbatim_including_binary(
         "sys.stdout.buffer.write(b'no newline at the end')\n"
     )
     spec = make_spec(tmp_path, "t", python(code), parse_line=LOSS)
-    assert isinstance(launcher.launch("t", spec, events), int)
+    assert isinstance(launcher.start("t", spec, events), int)
     exited = events.exited("t")
     assert exited.exit_code == 0
-    assert exited.error is None
+    assert exited.ending == Ending.COMPLETED
     assert spec.log_path.read_bytes() == garbage + b"to stderr\n" + b"no newline at the end"
 
 
 def test_metrics_are_parsed_from_lines(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     code = (
         "print('epoch 1 loss=0.9 accuracy=0.1')\n"
@@ -207,7 +210,7 @@ def test_metrics_are_parsed_from_lines(
         "print('2024-01-02T03:04:05Z loss = 0.7')\n"
         "import sys; sys.stdout.write('loss=0.5')  # the last line has no newline\n"
     )
-    launcher.launch("t", make_spec(tmp_path, "t", python(code), parse_line=LOSS), events)
+    launcher.start("t", make_spec(tmp_path, "t", python(code), parse_line=LOSS), events)
     assert events.exited("t").exit_code == 0
     observations = events.observations("t")
     assert values(observations) == [0.9, 0.7, 0.5]
@@ -216,26 +219,26 @@ def test_metrics_are_parsed_from_lines(
 
 
 def test_without_a_parser_output_is_only_logged(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     spec = make_spec(tmp_path, "t", python("print('loss=0.1')"))
-    launcher.launch("t", spec, events)
+    launcher.start("t", spec, events)
     assert events.exited("t").observations == []
     assert spec.log_path.read_bytes() == b"loss=0.1\n"
 
 
 def test_output_reaches_the_log_while_the_trial_runs(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     spec = make_spec(tmp_path, "t", python("import time\nprint('hello')\ntime.sleep(60)"))
-    pid = launcher.launch("t", spec, events)
+    pid = launcher.start("t", spec, events)
     assert pid is not None
     wait_for(lambda: log_text(spec.log_path) == "hello\n", 10, "the log to show the output")
     assert alive(pid)
 
 
 def test_huge_line_is_logged_whole_and_parsed_only_in_part(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     fed: list[int] = []
 
@@ -251,7 +254,7 @@ def test_huge_line_is_logged_whole_and_parsed_only_in_part(
         "w(b'loss=0.5\\n')\n"
     )
     spec = make_spec(tmp_path, "t", python(code), parse_line=parse)
-    launcher.launch("t", spec, events)
+    launcher.start("t", spec, events)
     exited = events.exited("t", timeout=60)
     assert exited.exit_code == 0
     assert spec.log_path.read_bytes() == huge + b"\n" + b"loss=0.5\n"
@@ -262,31 +265,31 @@ def test_huge_line_is_logged_whole_and_parsed_only_in_part(
 
 
 def test_metrics_are_reported_while_the_trial_runs(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     code = "import time\nprint('loss=1.0')\ntime.sleep(1.5)\nprint('loss=0.5')\n"
-    launcher.launch("t", make_spec(tmp_path, "t", python(code), parse_line=LOSS), events)
+    launcher.start("t", make_spec(tmp_path, "t", python(code), parse_line=LOSS), events)
     events.exited("t")
     kinds = [type(event) for event in events.of("t")]
     assert kinds[0] is MetricsReported
-    assert kinds[-1] is TrialExited and kinds.count(TrialExited) == 1
+    assert kinds[-1] is TrialEnded and kinds.count(TrialEnded) == 1
     first = events.of("t")[0]
     assert values(first.observations)[0] == 1.0
     assert values(events.observations("t")) == [1.0, 0.5]
 
 
 def test_a_silent_trial_still_reports_what_it_printed(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     # The metric is printed, then the trial computes without output for a long time.
     code = "import time\nprint('loss=1.0')\ntime.sleep(30)\n"
-    pid = launcher.launch("t", make_spec(tmp_path, "t", python(code), parse_line=LOSS), events)
+    pid = launcher.start("t", make_spec(tmp_path, "t", python(code), parse_line=LOSS), events)
     assert pid is not None
     report = events.first_report("t", timeout=REPORT_INTERVAL + 10)
     assert report is not None, "the metric was not reported while the trial was silent"
     assert values(report[1].observations) == [1.0]
     assert alive(pid)
-    assert not [e for e in events.of("t") if isinstance(e, TrialExited)]
+    assert not [e for e in events.of("t") if isinstance(e, TrialEnded)]
 
 
 # --- exit codes and start failures ------------------------------------------------------------
@@ -302,62 +305,63 @@ def test_a_silent_trial_still_reports_what_it_printed(
     ids=["zero", "three", "signal"],
 )
 def test_exit_codes(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path, code: str, exit_code: int
+    launcher: ProcessRunner, events: Events, tmp_path: Path, code: str, exit_code: int
 ) -> None:
-    launcher.launch("t", make_spec(tmp_path, "t", python(code)), events)
+    launcher.start("t", make_spec(tmp_path, "t", python(code)), events)
     exited = events.exited("t")
     assert exited.exit_code == exit_code
-    assert exited.error is None
-    assert exited.killed_reason is None
+    assert exited.ending == (Ending.COMPLETED if exit_code == 0 else Ending.FAILED)
+    assert exited.kill_reason is None
     assert launcher.active() == []
 
 
 def test_missing_command_is_an_error_without_exit_code(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     command = str(tmp_path / "no-such-command")
     spec = make_spec(tmp_path, "t", [command, "--flag"])
-    assert launcher.launch("t", spec, events) is None
+    assert launcher.start("t", spec, events) is None
     exited = events.exited("t", timeout=1)
     assert exited.exit_code is None
-    assert exited.error is not None and command in exited.error
+    assert exited.ending == Ending.NOT_STARTED and command in exited.message
     assert command in log_text(spec.log_path)
     assert launcher.active() == []
 
 
 def test_missing_working_directory_is_an_error(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     spec = make_spec(tmp_path, "t", python("pass"), cwd=tmp_path / "missing")
-    assert launcher.launch("t", spec, events) is None
+    assert launcher.start("t", spec, events) is None
     exited = events.exited("t", timeout=1)
     assert exited.exit_code is None
-    assert exited.error
+    assert exited.ending == Ending.NOT_STARTED and exited.message
 
 
 # --- stopping trials --------------------------------------------------------------------------
 
 
 def test_kill_reports_the_reason(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     spec = make_spec(tmp_path, "t", python("import time\nprint('up')\ntime.sleep(60)"))
-    pid = launcher.launch("t", spec, events)
+    pid = launcher.start("t", spec, events)
     assert pid is not None
     assert launcher.active() == ["t"]
     wait_for(lambda: "up" in log_text(spec.log_path), 10, "the trial to start")
     started = time.monotonic()
-    launcher.kill("t", "stopped by the user")
+    launcher.kill("t", KillReason.USER, "stopped by the user")
     exited = events.exited("t")
     assert time.monotonic() - started < 10
-    assert exited.killed_reason == "stopped by the user"
+    assert exited.ending == Ending.KILLED and exited.kill_reason == KillReason.USER
+    assert exited.message == "stopped by the user"
     assert exited.exit_code == -signal.SIGTERM
     assert gone(pid)
     assert launcher.active() == []
 
 
 def test_kill_escalates_to_sigkill_after_the_grace_period(
-    new_launcher: Callable[[float], LocalProcessLauncher], events: Events, tmp_path: Path
+    new_launcher: Callable[[float], ProcessRunner], events: Events, tmp_path: Path
 ) -> None:
     launcher = new_launcher(0.5)
     code = (
@@ -367,33 +371,33 @@ def test_kill_escalates_to_sigkill_after_the_grace_period(
         "time.sleep(60)\n"
     )
     spec = make_spec(tmp_path, "t", python(code))
-    launcher.launch("t", spec, events)
+    launcher.start("t", spec, events)
     wait_for(lambda: "ignoring" in log_text(spec.log_path), 10, "the handler")
-    launcher.kill("t", "stop")
+    launcher.kill("t", KillReason.EARLY_STOPPED)
     exited = events.exited("t")
     assert exited.exit_code == -signal.SIGKILL
-    assert exited.killed_reason == "stop"
+    assert exited.kill_reason == KillReason.EARLY_STOPPED
 
 
-def test_kill_of_an_unknown_trial_does_nothing(launcher: LocalProcessLauncher) -> None:
-    launcher.kill("never-launched", "whatever")
+def test_kill_of_an_unknown_trial_does_nothing(launcher: ProcessRunner) -> None:
+    launcher.kill("never-launched", KillReason.USER)
     assert launcher.active() == []
 
 
 def test_kill_stops_the_whole_process_group(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     spec = make_spec(tmp_path, "t", python(SPAWN_GRANDCHILD))
-    launcher.launch("t", spec, events)
+    launcher.start("t", spec, events)
     grandchild = grandchild_pid(spec.log_path)
     assert alive(grandchild)
-    launcher.kill("t", "stop")
-    assert events.exited("t").killed_reason == "stop"
+    launcher.kill("t", KillReason.USER)
+    assert events.exited("t").kill_reason == KillReason.USER
     wait_for(lambda: gone(grandchild), 10, f"grandchild {grandchild} to end")
 
 
 def test_kill_all_waits_and_kills_everything(
-    new_launcher: Callable[[float], LocalProcessLauncher], events: Events, tmp_path: Path
+    new_launcher: Callable[[float], ProcessRunner], events: Events, tmp_path: Path
 ) -> None:
     launcher = new_launcher(60.0)  # kill_all must not rely on the grace period
     stubborn = (
@@ -409,13 +413,13 @@ def test_kill_all_waits_and_kills_everything(
         "stubborn": make_spec(tmp_path, "stubborn", python(stubborn)),
         "family": make_spec(tmp_path, "family", python(SPAWN_GRANDCHILD)),
     }
-    pids = {name: launcher.launch(name, spec, events) for name, spec in specs.items()}
+    pids = {name: launcher.start(name, spec, events) for name, spec in specs.items()}
     for name in ("polite", "stubborn"):
         wait_for(lambda n=name: "ready" in log_text(specs[n].log_path), 10, f"{name} to start")
     grandchild = grandchild_pid(specs["family"].log_path)
 
     started = time.monotonic()
-    launcher.kill_all("shutting down", wait=1.0)
+    launcher.kill_all(KillReason.INTERRUPTED, wait=1.0)
     elapsed = time.monotonic() - started
     # It waited for the stubborn one (about ``wait``), then killed it.
     assert 0.8 <= elapsed < 8, elapsed
@@ -425,40 +429,40 @@ def test_kill_all_waits_and_kills_everything(
     wait_for(lambda: gone(grandchild), 5, "the grandchild to end")
 
     exits = {name: events.exited(name) for name in specs}
-    assert {e.killed_reason for e in exits.values()} == {"shutting down"}
+    assert {e.kill_reason for e in exits.values()} == {KillReason.INTERRUPTED}
     assert exits["polite"].exit_code == -signal.SIGTERM
     assert exits["stubborn"].exit_code == -signal.SIGKILL
     assert launcher.active() == []
 
 
 def test_deadline_kills_the_trial(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     spec = make_spec(tmp_path, "t", python("import time\ntime.sleep(60)"), deadline_seconds=0.5)
     started = time.monotonic()
-    launcher.launch("t", spec, events)
+    launcher.start("t", spec, events)
     exited = events.exited("t")
     assert time.monotonic() - started < 15
-    assert exited.killed_reason is not None
-    assert exited.killed_reason.startswith("DeadlineExceeded")
+    assert exited.ending == Ending.DEADLINE_EXCEEDED and exited.kill_reason is None
+    assert "activeDeadlineSeconds" in exited.message
     assert exited.exit_code is not None and exited.exit_code < 0
 
 
 def test_trial_that_ends_before_its_deadline_is_not_killed(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     spec = make_spec(tmp_path, "t", python("pass"), deadline_seconds=30)
-    launcher.launch("t", spec, events)
+    launcher.start("t", spec, events)
     exited = events.exited("t")
     assert exited.exit_code == 0
-    assert exited.killed_reason is None
+    assert exited.ending == Ending.COMPLETED
 
 
 # --- environment and working directory --------------------------------------------------------
 
 
 def test_environment_is_passed_over_the_parents(
-    launcher: LocalProcessLauncher,
+    launcher: ProcessRunner,
     events: Events,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -472,7 +476,7 @@ def test_environment_is_passed_over_the_parents(
     )
     env = {"KATIB_TEST_OVERRIDDEN": "trial-value", "KATIB_TEST_NEW": "grüße 1"}
     spec = make_spec(tmp_path, "t", python(code), env=env)
-    launcher.launch("t", spec, events)
+    launcher.start("t", spec, events)
     assert events.exited("t").exit_code == 0
     assert log_text(spec.log_path).splitlines() == [
         "KATIB_TEST_INHERITED from-parent",
@@ -482,13 +486,13 @@ def test_environment_is_passed_over_the_parents(
 
 
 def test_working_directory_is_honoured(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     workdir = tmp_path / "work dir"
     workdir.mkdir()
     code = "import os\nprint(os.getcwd())\nopen('marker.txt', 'w').write('here')\n"
     spec = make_spec(tmp_path, "t", python(code), cwd=workdir)
-    launcher.launch("t", spec, events)
+    launcher.start("t", spec, events)
     assert events.exited("t").exit_code == 0
     assert Path(log_text(spec.log_path).strip()).resolve() == workdir.resolve()
     assert (workdir / "marker.txt").read_text() == "here"
@@ -499,7 +503,7 @@ def test_working_directory_is_honoured(
 
 @pytest.mark.parametrize("chatty", [False, True], ids=["silent", "chatty"])
 def test_grandchild_holding_stdout_does_not_hold_the_trial(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path, chatty: bool
+    launcher: ProcessRunner, events: Events, tmp_path: Path, chatty: bool
 ) -> None:
     grandchild = (
         "import time\nwhile True:\n    print('chatter', flush=True)\n    time.sleep(0.02)\n"
@@ -513,7 +517,7 @@ def test_grandchild_holding_stdout_does_not_hold_the_trial(
         "print('loss=0.25', flush=True)\n"
     )
     spec = make_spec(tmp_path, "t", python(code), parse_line=LOSS)
-    pid = launcher.launch("t", spec, events)
+    pid = launcher.start("t", spec, events)
     assert pid is not None
     try:
         started = time.monotonic()
@@ -531,7 +535,7 @@ def test_grandchild_holding_stdout_does_not_hold_the_trial(
 
 @pytest.mark.slow
 def test_large_output_does_not_grow_memory(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     megabytes = 100
     code = (
@@ -543,7 +547,7 @@ def test_large_output_does_not_grow_memory(
         "sys.stdout.buffer.write(b'loss=0.125\\n')\n"
     )
     # Warm up first: threads, buffers and imports the launcher needs anyway.
-    launcher.launch(
+    launcher.start(
         "warm", make_spec(tmp_path, "warm", python("print('loss=1')"), parse_line=LOSS), events
     )
     events.exited("warm")
@@ -563,7 +567,7 @@ def test_large_output_does_not_grow_memory(
     sampler.start()
     spec = make_spec(tmp_path, "big", python(code), parse_line=LOSS)
     try:
-        launcher.launch("big", spec, events)
+        launcher.start("big", spec, events)
         exited = events.exited("big", timeout=240)
     finally:
         done.set()
@@ -576,7 +580,7 @@ def test_large_output_does_not_grow_memory(
 
 
 def test_leftovers_of_a_trial_that_ended_on_its_own_are_stopped(
-    launcher: LocalProcessLauncher, events: Events, tmp_path: Path
+    launcher: ProcessRunner, events: Events, tmp_path: Path
 ) -> None:
     code = (
         "import subprocess\n"
@@ -584,7 +588,7 @@ def test_leftovers_of_a_trial_that_ended_on_its_own_are_stopped(
         "print('grandchild', child.pid, flush=True)\n"
     )
     spec = make_spec(tmp_path, "t", python(code))
-    launcher.launch("t", spec, events)
+    launcher.start("t", spec, events)
     assert events.exited("t").exit_code == 0
     grandchild = grandchild_pid(spec.log_path)
     wait_for(lambda: gone(grandchild), 5, "the grandchild to end with its trial")

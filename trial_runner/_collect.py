@@ -21,6 +21,7 @@ from typing import Any
 
 from katib.errors import KatibError
 from katib.spec import CollectorKind, MetricsCollectorSpec
+from trial_runner._launch import CollectionPlan
 
 
 class CollectorSetupError(KatibError):
@@ -28,8 +29,8 @@ class CollectorSetupError(KatibError):
 
 
 @dataclass
-class CollectionPlan:
-    """What the launcher needs to collect one trial's metrics."""
+class LocalCollection:
+    """What the local launcher needs to collect one trial's metrics."""
 
     parse_stdout: bool
     collectors: list[Any] = field(default_factory=list)
@@ -58,23 +59,16 @@ def collector_kind(spec: MetricsCollectorSpec | None) -> str:
 
 
 def plan_collection(
-    spec: MetricsCollectorSpec | None,
-    metric_names: Sequence[str],
-    *,
-    trial_dir: Path,
-    cwd: str,
-    env: Mapping[str, str],
-) -> CollectionPlan:
+    plan: CollectionPlan, *, trial_dir: Path, cwd: str, env: Mapping[str, str]
+) -> LocalCollection:
     """The collectors, path mappings and environment for one trial."""
+    spec, metric_names = plan.spec, plan.metric_names
     kind = collector_kind(spec)
-    source = spec.source if spec is not None else None
-    formats = None
-    if source is not None and source.filter is not None:
-        formats = source.filter.metrics_format or None
+    formats = list(plan.metrics_format) if plan.metrics_format else None
     if kind == CollectorKind.STDOUT:
-        return CollectionPlan(parse_stdout=True)
+        return LocalCollection(parse_stdout=True)
     if kind in (CollectorKind.PUSH, CollectorKind.NONE):
-        return CollectionPlan(parse_stdout=False)
+        return LocalCollection(parse_stdout=False)
     try:
         return _plan(kind, spec, metric_names, formats, trial_dir=trial_dir, cwd=cwd, env=env)
     except (ImportError, ValueError, OSError) as e:
@@ -90,7 +84,7 @@ def _plan(
     trial_dir: Path,
     cwd: str,
     env: Mapping[str, str],
-) -> CollectionPlan:
+) -> LocalCollection:
     from trial_runner.metrics import (
         CustomCollector,
         FileCollector,
@@ -104,7 +98,7 @@ def _plan(
         path = fs.path
         local = trial_dir / posixpath.basename(path.rstrip("/"))
         local.parent.mkdir(parents=True, exist_ok=True)
-        plan = CollectionPlan(parse_stdout=False, replacements=[(path, str(local))])
+        plan = LocalCollection(parse_stdout=False, replacements=[(path, str(local))])
         folder = posixpath.dirname(path)
         if folder not in ("", "/"):
             plan.replacements.append((folder, str(trial_dir)))
@@ -117,7 +111,7 @@ def _plan(
         folder = source.file_system_path.path.rstrip("/")
         local = trial_dir / (posixpath.basename(folder) or "tfevent")
         local.mkdir(parents=True, exist_ok=True)
-        return CollectionPlan(
+        return LocalCollection(
             parse_stdout=False,
             collectors=[TFEventCollector(local, metric_names)],
             replacements=[(folder, str(local))],
@@ -127,7 +121,7 @@ def _plan(
         port = str(http_get.port)
         own = str(_free_port())
         path = http_get.path or "/metrics"
-        return CollectionPlan(
+        return LocalCollection(
             parse_stdout=False,
             collectors=[PrometheusCollector(f"http://127.0.0.1:{own}{path}", metric_names)],
             replacements=[(port, own)],
@@ -141,7 +135,7 @@ def _plan(
         for item in container.get("env") or []:
             if isinstance(item, Mapping) and "name" in item and "value" in item:
                 collector_env[str(item["name"])] = str(item["value"])
-        return CollectionPlan(
+        return LocalCollection(
             parse_stdout=False,
             collectors=[CustomCollector(argv, metric_names, env=collector_env, cwd=cwd,
                                         metrics_format=formats)],

@@ -1,8 +1,8 @@
-"""Sharing this machine between local trials: CPU threads, GPUs and retries.
+"""Sharing this machine between local trials: CPU threads and GPUs.
 
-On a cluster the scheduler does this; locally the controller does the nearest thing: math
-libraries get as many threads as the trial's share of the cores, GPUs are handed out one set
-per trial through ``CUDA_VISIBLE_DEVICES``, and a Job's ``backoffLimit`` reruns a failed trial.
+On a cluster the scheduler does this; locally the launcher does the nearest thing: math
+libraries get as many threads as the trial's share of the cores, and GPUs are handed out one
+set per trial through ``CUDA_VISIBLE_DEVICES``.
 """
 
 from __future__ import annotations
@@ -113,12 +113,9 @@ class GpuPool:
         self._owners[trial] = free[:count]
         return free[:count]
 
+    def owned(self, trial: str) -> list[str]:
+        """The GPU ids ``trial`` holds (none if it asked for none)."""
+        return list(self._owners.get(trial, ()))
+
     def release(self, trial: str) -> None:
         self._owners.pop(trial, None)
-
-
-def backoff_limit(manifest: Mapping[str, Any]) -> int:
-    """The Job's ``backoffLimit`` (0 when unset: see the README for why not Kubernetes' 6)."""
-    spec = manifest.get("spec") or {}
-    value = spec.get("backoffLimit") if isinstance(spec, Mapping) else None
-    return value if isinstance(value, int) and value > 0 else 0
