@@ -27,7 +27,21 @@ dest="${cache_root}/${version}"
 bin="${dest}/bin"
 stamp="${dest}/complete.stamp"
 binaries=(etcd kube-apiserver kube-controller-manager kubectl)
-recipe_digest="$(cat go.mod go.sum build.sh cmd/etcd/main.go | sha256sum | cut -d' ' -f1)"
+
+# The version variables that Kubernetes' own build (hack/lib/version.sh) sets, so that the
+# binaries and kubectl report the release they were built from instead of v0.0.0.
+minor="${k8s_version#v1.}"
+minor="${minor%%.*}"
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X ${pkg}.gitVersion=${k8s_version} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
+  ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
+done
+build_flags=(-mod=readonly -trimpath "-ldflags=${ldflags}")
+# What decides the binaries: the module graph, the etcd main and the build flags (editing
+# comments here does not rebuild).
+recipe_digest="$(cat go.mod go.sum cmd/etcd/main.go <(echo "CGO_ENABLED=0 ${build_flags[*]}") |
+  sha256sum | cut -d' ' -f1)"
 
 is_complete() {
   [[ -f "$stamp" ]] && [[ "$(head -n1 "$stamp")" == "$recipe_digest" ]] || return 1
@@ -59,22 +73,14 @@ fi
 
 echo "build.sh: building ${version} into ${bin} (a cold build takes about 15 minutes on 2 cores)" >&2
 tmp="$(mktemp -d "${dest}/bin.partial.XXXXXX")"
+chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 rm -f "$stamp"
 
-# The version variables that Kubernetes' own build (hack/lib/version.sh) sets, so that the
-# binaries and kubectl report the release they were built from instead of v0.0.0.
-minor="${k8s_version#v1.}"
-minor="${minor%%.*}"
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X ${pkg}.gitVersion=${k8s_version} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
-  ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
-done
 
 # CGO off, as Kubernetes builds its control-plane binaries; one go build for all four so that
 # shared packages compile once.
-if ! CGO_ENABLED=0 nice -n 10 go build -mod=readonly -trimpath -ldflags="$ldflags" -o "$tmp/" \
+if ! CGO_ENABLED=0 nice -n 10 go build "${build_flags[@]}" -o "$tmp/" \
   ./cmd/etcd \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \

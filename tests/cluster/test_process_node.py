@@ -1,16 +1,25 @@
-"""Unit tests of the process node's pure parts: ``$(VAR)`` expansion, mount path rewriting,
-quantities, and the list-then-watch loop's relist on 410 Gone (no cluster needed)."""
+"""Tests of the process node that need no cluster: ``$(VAR)`` expansion, mount path
+rewriting, quantities, and the list-then-watch loop's relist on 410 Gone, both with scripted
+list/watch functions and through the official client against a fake apiserver over HTTP.
+
+A 410 is hard to provoke end to end: the apiserver's watch cache holds this short-lived
+cluster's whole history, so an old resourceVersion is still served."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from tests.cluster.process_node import (
     Gone,
+    KubeApi,
     PodWatcher,
     expand,
     parse_quantity,
@@ -135,3 +144,86 @@ def test_run_loop_lists_again_on_410_and_on_a_gone_exception() -> None:
     assert api.watched_from == ["100", "150", "200", "300"]
     assert seen == ["c"]
     assert watcher.resource_version == "301"
+
+
+class _FakeApiserver(BaseHTTPRequestHandler):
+    """Answers pod lists and watches the way kube-apiserver does when history expires."""
+
+    lists = 0
+    watches: list[str] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, code: int, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        query = parse_qs(url.query)
+        assert url.path == "/api/v1/pods"
+        cls = type(self)
+        if query.get("watch") != ["true"]:
+            cls.lists += 1
+            rv = str(cls.lists * 10)
+            body = {"kind": "PodList", "metadata": {"resourceVersion": rv}, "items": []}
+            self._send(200, json.dumps(body).encode())
+            return
+        rv = query["resourceVersion"][0]
+        cls.watches.append(rv)
+        gone = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410}
+        if rv == "10":  # 410 as an ERROR event inside a watch stream
+            event = {"type": "ERROR", "object": {**gone, "message": "too old resource version"}}
+            self._send(200, (json.dumps(event) + "\n").encode())
+        elif rv == "20":  # 410 as the answer to the watch request itself
+            self._send(410, json.dumps({**gone, "message": "expired"}).encode())
+        else:
+            event = {"type": "ADDED", "object": _pod("fresh", "31")}
+            self._send(200, (json.dumps(event) + "\n").encode())
+
+
+def test_the_node_lists_again_after_410_through_the_official_client(tmp_path: Path) -> None:
+    _FakeApiserver.lists, _FakeApiserver.watches = 0, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeApiserver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "fake",
+                        "cluster": {"server": f"http://127.0.0.1:{server.server_port}"},
+                    }
+                ],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    try:
+        api = KubeApi(kubeconfig)
+        stop = threading.Event()
+        seen: list[str] = []
+
+        def on_event(kind: str, pod: dict[str, Any]) -> None:
+            seen.append(f"{kind} {pod['metadata']['name']}")
+            stop.set()
+
+        watcher = PodWatcher(
+            api.list_pods, api.watch_pods, lambda pods: None, on_event, retry_delay=0.01
+        )
+        watcher.run(stop)
+    finally:
+        server.shutdown()
+    assert _FakeApiserver.lists == 3
+    assert _FakeApiserver.watches == ["10", "20", "30"]
+    assert seen == ["ADDED fresh"]
+    assert watcher.resource_version == "31"
