@@ -448,17 +448,7 @@ def _start_all(plane: ControlPlane, logs: Path, data: Path, timeout: float) -> N
     )
     plane.components.append(controller_manager)
 
-    def default_service_account() -> bool:
-        status, _ = plane.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")
-        return status == 200
-
-    _wait(
-        "the default ServiceAccount (serviceaccount controller)",
-        default_service_account,
-        controller_manager,
-        timeout,
-    )
-
+    # The node needs no controller to register, so it starts while the controllers do.
     # The pods' PATH: this interpreter's folder first, so `python3` in a pod is the
     # interpreter (and virtualenv) running the tests.
     pod_path = os.pathsep.join(
@@ -481,6 +471,17 @@ def _start_all(plane: ControlPlane, logs: Path, data: Path, timeout: float) -> N
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     plane.components.append(node)
+
+    def default_service_account() -> bool:
+        status, _ = plane.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")
+        return status == 200
+
+    _wait(
+        "the default ServiceAccount (serviceaccount controller)",
+        default_service_account,
+        controller_manager,
+        timeout,
+    )
 
     def node_ready() -> bool:
         status, body = plane.request("GET", f"/api/v1/nodes/{plane.node_name}")

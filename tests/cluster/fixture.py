@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,21 +29,25 @@ from tests.cluster.control_plane import (
 )
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+KEEP = os.environ.get("KATIB_CLUSTER_KEEP", "").lower() in ("1", "true", "yes")
 _running: list[ControlPlane] = []
 
 
 @pytest.fixture(scope="session")
-def kube_cluster(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ControlPlane]:
-    """A running test control plane with a process node, shared by the whole session."""
+def kube_cluster(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+    """A running test control plane with a process node, shared by the whole session.
+
+    Its folder (certificates, etcd data, logs, the node's pods) is removed at the end unless a
+    test failed or ``KATIB_CLUSTER_KEEP`` is 1/true/yes; then its path is printed.
+    """
     try:
         bin_dir = find_bin_dir()
     except ControlPlaneError as e:
         if IN_CI:
             pytest.fail(f"CI=true requires the test control plane: {e}", pytrace=False)
         pytest.skip(str(e))
-    workdir = tmp_path_factory.mktemp("kube-cluster")
+    # Not pytest's tmp_path: pytest prunes old base folders, also other users' runs as root.
+    workdir = Path(tempfile.mkdtemp(prefix="katib-cluster-"))
     started = time.monotonic()
     try:
         plane = start_control_plane(bin_dir, workdir=workdir)
@@ -55,8 +61,8 @@ def kube_cluster(
     finally:
         _running.remove(plane)
         plane.stop()
-        if request.session.testsfailed > failed_before:
-            print(f"\ntest control plane logs kept in {workdir / 'logs'}")
+        if request.session.testsfailed > failed_before or KEEP:
+            print(f"\ntest control plane folder kept: {workdir} (logs in {workdir / 'logs'})")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
