@@ -3,7 +3,7 @@
 # kubectl) from Go modules, or reuses a complete earlier build from the cache outside the
 # checkout (${KATIB_CLUSTER_CACHE:-$HOME/.cache/katib-local/cluster}). Idempotent.
 # Prints how long it took and the bin folder; exits non-zero with the error on failure.
-# A cold build takes about 15 minutes on 2 cores (see tests/cluster/README.md).
+# A cold build takes about 20 minutes on 2 cores (see tests/cluster/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

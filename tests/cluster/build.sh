@@ -50,7 +50,7 @@ is_complete() {
 }
 
 if [[ "${1:-}" == "--print" ]]; then
-  is_complete || die "no complete build in ${dest} (run tests/cluster/build.sh)"
+  is_complete || die "no complete build in ${dest}"
   echo "$bin"
   exit 0
 fi
@@ -71,7 +71,7 @@ if is_complete; then
   exit 0
 fi
 
-echo "build.sh: building ${version} into ${bin} (a cold build takes about 15 minutes on 2 cores)" >&2
+echo "build.sh: building ${version} into ${bin} (a cold build takes about 20 minutes on 2 cores)" >&2
 tmp="$(mktemp -d "${dest}/bin.partial.XXXXXX")"
 chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT

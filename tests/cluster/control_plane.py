@@ -59,10 +59,11 @@ def find_bin_dir() -> Path:
         ["bash", str(BUILD_SCRIPT), "--print"], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown"
+        lines = result.stderr.strip().splitlines() or ["build.sh --print failed"]
+        reason = lines[-1].removeprefix("build.sh: ")
         raise ControlPlaneError(
             f"the test control plane is not built: {reason}; build it with "
-            f"`bash .ci/cluster.sh` (about 15 minutes cold)"
+            f"`bash .ci/cluster.sh` (about 20 minutes cold)"
         )
     return Path(result.stdout.strip())
 

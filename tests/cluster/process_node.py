@@ -455,6 +455,10 @@ class PodStartError(Exception):
     """A pod's volumes or a container's configuration cannot be made (yet)."""
 
 
+class UnsupportedByNode(PodStartError):
+    """The pod asks for something the process node cannot do; waiting will not help."""
+
+
 @dataclass
 class _Container:
     """One container's process and the status the node reports for it."""
@@ -584,6 +588,10 @@ class PodWorker(threading.Thread):
                 }
                 self.volumes_ready = True
                 return True
+            except UnsupportedByNode as e:
+                self.phase, self.reason, self.message = "Failed", "UnsupportedByProcessNode", str(e)
+                self._report()
+                return False
             except PodStartError as e:
                 # A kubelet keeps the pod in ContainerCreating until its volumes can be made.
                 if not reported:
@@ -955,7 +963,7 @@ class Volumes:
                 self._write_files(folder, files)
             else:
                 kinds = sorted(k for k in volume if k != "name")
-                raise PodStartError(
+                raise UnsupportedByNode(
                     f"volume {name!r}: {', '.join(kinds)} volumes are not supported by the "
                     "process node"
                 )
@@ -1335,8 +1343,10 @@ class ProcessNode:
     def _maybe_bind(self, pod: Obj) -> None:
         meta = pod["metadata"]
         spec = pod.get("spec") or {}
-        if meta.get("deletionTimestamp") or spec.get("schedulerName", "default-scheduler") != (
-            "default-scheduler"
+        if (
+            meta.get("deletionTimestamp")
+            or spec.get("schedulingGates")
+            or spec.get("schedulerName", "default-scheduler") != "default-scheduler"
         ):
             return
         phase = (pod.get("status") or {}).get("phase", "Pending")

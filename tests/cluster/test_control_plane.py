@@ -459,3 +459,104 @@ def test_a_pod_reaches_the_apiserver_with_its_projected_service_account_token(
     assert phase == "Succeeded", log
     # Authenticated as the pod's ServiceAccount, which RBAC gives no right to list pods.
     assert log.startswith("403 ") and f"system:serviceaccount:{ns}:default" in log
+
+
+def wait_pod_phase(cluster: ControlPlane, ns: str, name: str) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        body = get(cluster, f"/api/v1/namespaces/{ns}/pods/{name}") or {}
+        phase = (body.get("status") or {}).get("phase")
+        return body if phase in ("Succeeded", "Failed") else None
+
+    return wait_for(f"pod {name} to finish", finished)
+
+
+def test_init_containers_run_in_order_before_the_containers_and_sidecars_end_with_the_pod(
+    kube_cluster: ControlPlane, kube_namespace: str
+) -> None:
+    ns = kube_namespace
+    mount = [{"name": "work", "mountPath": "/work"}]
+
+    def step(name: str, code: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "image": "x",
+            "command": ["python3", "-c", code],
+            "volumeMounts": mount,
+            **extra,
+        }
+
+    append = "open('/work/order', 'a').write('{}\\n')"
+    pod = {
+        "metadata": {"name": "ordered"},
+        "spec": {
+            "restartPolicy": "Never",
+            "volumes": [{"name": "work", "emptyDir": {}}],
+            "initContainers": [
+                step("first", append.format("first")),
+                step(
+                    "sidecar",
+                    append.format("sidecar") + "; import time; time.sleep(600)",
+                    restartPolicy="Always",
+                ),
+                step("second", "import time; time.sleep(0.3); " + append.format("second")),
+            ],
+            "containers": [step("main", "print(open('/work/order').read(), end='')")],
+        },
+    }
+    create(kube_cluster, f"/api/v1/namespaces/{ns}/pods", pod)
+    body = wait_pod_phase(kube_cluster, ns, "ordered")
+    assert body["status"]["phase"] == "Succeeded"
+    assert kube_cluster.read_container_log(ns, "ordered", "main") == "first\nsidecar\nsecond\n"
+    inits = {s["name"]: s["state"] for s in body["status"]["initContainerStatuses"]}
+    assert inits["first"]["terminated"]["exitCode"] == 0
+    assert inits["second"]["terminated"]["exitCode"] == 0
+    assert "terminated" in inits["sidecar"]  # stopped when the main container ended
+
+
+def test_a_failing_init_container_fails_a_never_restarting_pod(
+    kube_cluster: ControlPlane, kube_namespace: str
+) -> None:
+    ns = kube_namespace
+    pod = {
+        "metadata": {"name": "badinit"},
+        "spec": {
+            "restartPolicy": "Never",
+            "initContainers": [{"name": "init", "image": "x", "command": ["false"]}],
+            "containers": [{"name": "main", "image": "x", "command": ["true"]}],
+        },
+    }
+    create(kube_cluster, f"/api/v1/namespaces/{ns}/pods", pod)
+    body = wait_pod_phase(kube_cluster, ns, "badinit")
+    assert body["status"]["phase"] == "Failed"
+    (init,) = body["status"]["initContainerStatuses"]
+    assert init["state"]["terminated"]["exitCode"] == 1
+    (main,) = body["status"]["containerStatuses"]
+    assert main["state"] == {"waiting": {"reason": "PodInitializing"}}
+
+
+def test_what_the_node_cannot_do_fails_the_pod_with_a_clear_reason(
+    kube_cluster: ControlPlane, kube_namespace: str
+) -> None:
+    ns = kube_namespace
+    pods = {
+        "nfs": {
+            "volumes": [{"name": "v", "nfs": {"server": "nfs.example", "path": "/"}}],
+            "containers": [{"name": "c", "image": "x", "command": ["true"]}],
+        },
+        "noentry": {"containers": [{"name": "c", "image": "python:3.11"}]},
+        "nobinary": {"containers": [{"name": "c", "image": "x", "command": ["/no/such/bin"]}]},
+    }
+    for name, spec in pods.items():
+        body = {"metadata": {"name": name}, "spec": {"restartPolicy": "Never", **spec}}
+        create(kube_cluster, f"/api/v1/namespaces/{ns}/pods", body)
+    nfs = wait_pod_phase(kube_cluster, ns, "nfs")["status"]
+    assert nfs["phase"] == "Failed" and nfs["reason"] == "UnsupportedByProcessNode"
+    assert "nfs volumes are not supported" in nfs["message"]
+    for name in ("noentry", "nobinary"):
+        status = wait_pod_phase(kube_cluster, ns, name)["status"]
+        assert status["phase"] == "Failed"
+        terminated = status["containerStatuses"][0]["state"]["terminated"]
+        assert terminated["reason"] == "StartError" and terminated["exitCode"] == 128
+    noentry = kube_cluster.read_container_log(ns, "noentry", "c")
+    assert "has no command" in noentry and "python:3.11" in noentry
+    assert "/no/such/bin" in kube_cluster.read_container_log(ns, "nobinary", "c")
