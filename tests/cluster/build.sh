@@ -80,12 +80,16 @@ rm -f "$stamp"
 
 # CGO off, as Kubernetes builds its control-plane binaries; one go build for all four so that
 # shared packages compile once.
-if ! CGO_ENABLED=0 nice -n 10 go build "${build_flags[@]}" -o "$tmp/" \
-  ./cmd/etcd \
-  k8s.io/kubernetes/cmd/kube-apiserver \
-  k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kubectl; then
-  die "go build failed (command above); see tests/cluster/README.md for known alternatives"
+packages=(
+  ./cmd/etcd
+  k8s.io/kubernetes/cmd/kube-apiserver
+  k8s.io/kubernetes/cmd/kube-controller-manager
+  k8s.io/kubernetes/cmd/kubectl
+)
+command=(go build "${build_flags[@]}" -o "$tmp/" "${packages[@]}")
+echo "build.sh: in ${here}: CGO_ENABLED=0 nice -n 10 ${command[*]}" >&2
+if ! CGO_ENABLED=0 nice -n 10 "${command[@]}"; then
+  die "go build failed with $(go version) (command above); see tests/cluster/README.md"
 fi
 for b in "${binaries[@]}"; do [[ -x "$tmp/$b" ]] || die "go build produced no $b"; done
 

@@ -222,7 +222,9 @@ class KubeApi:
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), client_configuration=configuration
+        )
         configuration.connection_pool_maxsize = 64
         self._client_mod = client
         self.api_client = client.ApiClient(configuration)
@@ -252,7 +254,7 @@ class KubeApi:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            response = self.core.list_pod_for_all_namespaces(
+            response: Any = self.core.list_pod_for_all_namespaces(
                 watch=True,
                 resource_version=resource_version,
                 allow_watch_bookmarks=True,

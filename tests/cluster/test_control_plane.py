@@ -386,11 +386,12 @@ def test_rbac_is_enforced_for_a_service_account_token(
         },
     )
     kubeconfig = kube_cluster.service_account_kubeconfig(ns, "reader")
-    as_reader = {"kubeconfig": kubeconfig, "check": False}
-    got = kube_cluster.kubectl("-n", ns, "get", "pod", "target", "-o", "name", **as_reader)
+    got = kube_cluster.kubectl(
+        "-n", ns, "get", "pod", "target", "-o", "name", kubeconfig=kubeconfig, check=False
+    )
     assert got.returncode == 0, got.stderr
     assert got.stdout.strip() == "pod/target"
-    listed = kube_cluster.kubectl("-n", ns, "get", "pods", **as_reader)
+    listed = kube_cluster.kubectl("-n", ns, "get", "pods", kubeconfig=kubeconfig, check=False)
     assert listed.returncode != 0 and "Forbidden" in listed.stderr
     created = kube_cluster.kubectl(
         "-n",
@@ -402,14 +403,20 @@ def test_rbac_is_enforced_for_a_service_account_token(
         "--command",
         "--",
         "true",
-        **as_reader,
+        kubeconfig=kubeconfig,
+        check=False,
     )
     assert created.returncode != 0
     assert f'User "system:serviceaccount:{ns}:reader" cannot create resource "pods"' in (
         created.stderr
     )
     whoami = kube_cluster.kubectl(
-        "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", **as_reader
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+        kubeconfig=kubeconfig,
+        check=False,
     )
     assert whoami.stdout == f"system:serviceaccount:{ns}:reader"
 
@@ -538,7 +545,7 @@ def test_what_the_node_cannot_do_fails_the_pod_with_a_clear_reason(
     kube_cluster: ControlPlane, kube_namespace: str
 ) -> None:
     ns = kube_namespace
-    pods = {
+    pods: dict[str, dict[str, Any]] = {
         "nfs": {
             "volumes": [{"name": "v", "nfs": {"server": "nfs.example", "path": "/"}}],
             "containers": [{"name": "c", "image": "x", "command": ["true"]}],
