@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# The Kubernetes test control plane (kube_cluster), for every test that needs it.
+pytest_plugins = ["tests.cluster.fixture"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_URL = os.environ.get(
     "KATIB_TEST_POSTGRES_URL", "postgresql+psycopg://katib:katib@127.0.0.1:5432/katib_test"
