@@ -308,6 +308,32 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         os.killpg(proc.pid, sig)
 
 
+def kill_by_environment(marks: dict[str, str]) -> int:
+    """Kill the process groups of processes whose environment holds every ``marks`` entry.
+
+    For trials a controller started but died before recording their pid: each trial's
+    process carries ``KATIB_NAMESPACE`` and ``KATIB_TRIAL_NAME``. Returns how many groups
+    were killed.
+    """
+    import psutil
+
+    killed = 0
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            environ = proc.environ()
+            if any(environ.get(k) != v for k, v in marks.items()):
+                continue
+            pgid = os.getpgid(proc.pid)
+        except (psutil.Error, ProcessLookupError, PermissionError, OSError):
+            continue
+        if pgid == os.getpgid(0):
+            continue  # never this process's own group
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+            killed += 1
+    return killed
+
+
 def kill_leftover(pid: int, started_at: float | None) -> bool:
     """Kill the process group of a trial left running by a controller that crashed.
 

@@ -31,7 +31,7 @@ from trial_runner._launch import (
     TrialEnded,
     TrialLaunch,
 )
-from trial_runner._process import ProcessRunner, ProcessSpec, kill_leftover
+from trial_runner._process import ProcessRunner, ProcessSpec, kill_by_environment, kill_leftover
 from trial_runner._resources import GpuPool, ResourceError, gpus_requested, thread_env
 from trial_runner.metrics import MetricsParser
 
@@ -110,6 +110,11 @@ class LocalProcessLauncher(Launcher):
     def clean_up(self, trial: str, pid: int | None, started_at: float | None) -> None:
         if pid is not None:
             kill_leftover(pid, started_at)
+        else:
+            # Started by a controller that died before it recorded the pid: find it by the
+            # environment every trial process carries. Names are unique per namespace; the
+            # experiment name narrows it further.
+            kill_by_environment({"KATIB_TRIAL_NAME": trial})
 
     # Folders ---------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from katib._faults import fault_point
 from katib._time import now
 from katib.controller._decisions import (
     Outcome,
@@ -175,6 +176,8 @@ class ExperimentRun:
                 self.storage.reset_trial(trial.id)
                 trial.state = TrialState.CREATED
             if trial.state == TrialState.CREATED:
+                # Its launch may have happened just before a crash, unrecorded.
+                self.launcher.clean_up(trial.name, None, None)
                 self.pending.append(trial.name)
                 self.trials[trial.name] = trial
             else:
@@ -182,10 +185,7 @@ class ExperimentRun:
             self.counts[trial.state] += 1
         self.best = optimal_trial(finished, self.objective)
         self.recent = finished[-RECENT:]
-        self.algorithm = self._build_algorithm()
-        stored = self.storage.load_algorithm_state(record.id)
-        if stored is not None and stored[0] == self.algorithm.name:
-            self.algorithm.load_state(stored[1])
+        self.algorithm = self._restored_algorithm(finished)
         self.algorithm.update(
             [_for_algorithm(t) for t in finished],
             [_for_algorithm(t) for t in self.trials.values()],
@@ -204,6 +204,34 @@ class ExperimentRun:
             self.storage.update_experiment(record.id, started_at=record.started_at)
         self.storage.update_experiment(record.id, message="")
         self.last_heartbeat = time.monotonic()
+
+    def _restored_algorithm(self, finished: Sequence[TrialRecord]) -> Algorithm:
+        """The algorithm with its stored state, or rebuilt from the history (with an event)
+        when the state is missing or does not load. A state is data: loading it runs no code
+        of the database's choosing."""
+        algorithm = self._build_algorithm()
+        stored = self.storage.load_algorithm_state(self.record.id)
+        problem = None
+        if stored is None:
+            if finished:
+                problem = "no stored state"
+        elif stored[0] != algorithm.name:
+            problem = f"the stored state belongs to algorithm {stored[0]!r}"
+        else:
+            try:
+                algorithm.load_state(stored[1])
+            except Exception as e:  # noqa: BLE001 - any state that does not load is rebuilt
+                problem = f"the stored state does not load ({type(e).__name__}: {e})"
+                algorithm = self._build_algorithm()
+        if problem is not None:
+            self.storage.add_event(
+                self.record.id,
+                "AlgorithmStateRebuilt",
+                f"algorithm {algorithm.name}: {problem}; rebuilt from the history of "
+                f"{len(finished)} finished trials",
+                type="Warning",
+            )
+        return algorithm
 
     def _build_algorithm(self) -> Algorithm:
         spec = self.spec.spec
@@ -278,6 +306,7 @@ class ExperimentRun:
                 )
             )
             return False
+        fault_point("after-suggest")
         state = (self.algorithm.name, self.algorithm.dump_state())
         if not suggestions:
             self.storage.save_algorithm_state(self.record.id, *state)
@@ -293,7 +322,9 @@ class ExperimentRun:
             )
             for assignments in suggestions
         ]
-        for trial in self.storage.create_trials(self.record, new, algorithm_state=state):
+        created = self.storage.create_trials(self.record, new, algorithm_state=state)
+        fault_point("after-trial-row")
+        for trial in created:
             self.counts[TrialState.CREATED] += 1
             self.trials[trial.name] = trial
             self._launch(trial)
@@ -362,6 +393,7 @@ class ExperimentRun:
             self._retries[trial.name] = (0, limit)
         try:
             self.launcher.launch(launch, self.sink)
+            fault_point("after-launch")
         except Exception as e:
             # No event will come for it: record its end here, then let the caller know.
             message = f"{type(e).__name__}: {e}"

@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, or_, s
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from katib._faults import fault_point
 from katib._time import now
 from katib.errors import ConflictError, KatibError, NotFoundError, TrialFinishedError
 from katib.records import (
@@ -433,6 +434,7 @@ class Storage:
                         s.execute(insert(TrialRow).returning(TrialRow.id), [row]).scalar_one()
                         for row in rows
                     ]
+                    fault_point("while-saving-state")
                     if algorithm_state is not None:
                         _save_state(s, experiment.id, *algorithm_state)
             except IntegrityError:
@@ -675,6 +677,8 @@ class Storage:
                 raise self._finished(s, trial_id)
             if observations:
                 s.execute(insert(ObservationRow), _observation_rows(trial_id, observations))
+            if values.get("completed_at") is not None:
+                fault_point("while-finishing")
 
     @staticmethod
     def _finished(s: Session, trial_id: int) -> KatibError:
@@ -695,6 +699,7 @@ class Storage:
             return
         with self._session() as s:
             s.execute(insert(ObservationRow), _observation_rows(trial_id, observations))
+            fault_point("while-metrics")
 
     def get_observations(
         self, trial_id: int, metric_name: str | None = None

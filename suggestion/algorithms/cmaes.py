@@ -43,9 +43,7 @@ Cost per suggestion is constant in the history: the history is never re-read.
 
 from __future__ import annotations
 
-import base64
 import math
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +61,7 @@ from suggestion._base import (
     check_int,
 )
 from suggestion._space import DOUBLE, INT, LOG_NORMAL, LOG_UNIFORM, Parameter, SearchSpace
+from suggestion._state import STATE_VERSION, InvalidStateError, check_version, decode, encode
 from suggestion.algorithms.random import RandomSearch, quantize, sample_parameter
 
 # Asks (each well under 0.1 ms) before a point already tried is replaced by a random unseen one.
@@ -102,18 +101,23 @@ class _Axis:
         return self.param.format(quantize(self.param, math.exp(x) if self.log else x))
 
 
-def _unpickle_cma(text: object) -> CMA | None:
-    """The pickled CMA of a state; None if missing or unreadable (another cmaes version).
-
-    The state is written by this module into the experiment's own storage, so it is trusted.
-    """
-    if not isinstance(text, str):
-        return None
+def _cma_from(data: Any, dim: int) -> CMA:
+    """A CMA rebuilt from its state as :func:`_cma_state` stored it (data only, no pickle)."""
+    fields = decode(data)
+    if not isinstance(fields, dict) or fields.get("_n_dim") != dim:
+        raise InvalidStateError("cmaes: the stored CMA does not fit this search space")
+    cma = CMA.__new__(CMA)
     try:
-        cma = pickle.loads(base64.b64decode(text))  # noqa: S301
-    except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError, EOFError):
-        return None
-    return cma if isinstance(cma, CMA) else None
+        # The library's own pickle protocol, fed from checked data instead of a pickle.
+        cma.__setstate__(fields)
+        cma.population_size  # noqa: B018 - fails now if fields are missing
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InvalidStateError(f"cmaes: the stored CMA does not load: {e}") from e
+    return cma
+
+
+def _cma_state(cma: CMA) -> Any:
+    return encode(cma.__getstate__())
 
 
 def numeric_count(space: SearchSpace) -> int:
@@ -332,7 +336,8 @@ class CMAESSearch(Algorithm):
 
     def dump_state(self) -> dict[str, Any]:
         return {
-            "cma": base64.b64encode(pickle.dumps(self._cma)).decode("ascii"),
+            "version": STATE_VERSION,
+            "cma": _cma_state(self._cma),
             "rng": self._rng.bit_generator.state,
             "pending": [[list(key), x] for key, x in self._pending.items()],
             "solutions": [[x, value] for x, value in self._solutions],
@@ -347,9 +352,8 @@ class CMAESSearch(Algorithm):
         }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
-        cma = _unpickle_cma(state.get("cma"))
-        if cma is not None and cma.dim == len(self._axes):
-            self._cma = cma
+        check_version(state, self.name)
+        self._cma = _cma_from(state.get("cma"), len(self._axes))
         if "rng" in state:
             self._rng.bit_generator.state = dict(state["rng"])
         self._pending = {tuple(key): list(x) for key, x in state.get("pending", [])}

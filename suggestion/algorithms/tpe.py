@@ -27,10 +27,8 @@ categories. Running trials count through optuna's constant liar, so a batch spre
 
 from __future__ import annotations
 
-import base64
 import copy
 import math
-import pickle
 import warnings
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -61,6 +59,7 @@ from suggestion._base import (
     check_int,
 )
 from suggestion._space import INT, LOG_NORMAL, LOG_UNIFORM, Parameter, SearchSpace
+from suggestion._state import STATE_VERSION, InvalidStateError, check_version, decode, encode
 from suggestion.algorithms.random import RandomSearch, quantize
 
 # Asks before a duplicate point is replaced by a random unseen one. TPE concentrates, so in a
@@ -87,7 +86,7 @@ def check_open_unit_interval(value: str) -> str | None:
 class GammaSplit:
     """How many of ``n`` finished trials form the good density, for Katib's ``gamma``.
 
-    A class rather than a closure so that the sampler holding it can be pickled.
+    A class rather than a closure so that the sampler holding it can be copied.
     """
 
     gamma: float
@@ -250,23 +249,9 @@ def fresh_seed() -> int:
     return int(np.random.default_rng().integers(2**32))
 
 
-def _pickled(obj: object) -> str:
-    """``obj`` pickled, as text for a JSON state."""
-    return base64.b64encode(pickle.dumps(obj)).decode("ascii")
-
-
-def _unpickle(text: object) -> object | None:
-    """What :func:`_pickled` wrote; None if missing or unreadable (another library version).
-
-    The state is written by this module into the experiment's own storage, so it is trusted.
-    """
-    if not isinstance(text, str):
-        return None
-    try:
-        loaded: object = pickle.loads(base64.b64decode(text))  # noqa: S301
-    except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError, EOFError):
-        return None
-    return loaded
+def _sampler_rngs(sampler: Any) -> tuple[Any, Any]:
+    """The two lazily made random generators of an optuna TPE sampler (its only state)."""
+    return sampler._rng, sampler._random_sampler._rng
 
 
 def optuna_distribution(param: Parameter) -> BaseDistribution:
@@ -322,9 +307,10 @@ class OptunaTPEBase(Algorithm):
     Trials without an objective become failed study trials, which TPE ignores; early-stopped
     trials with an objective count as complete ones.
 
-    State: the pickled sampler (its random generators) and the fallback's generator. A state
-    that cannot be unpickled (written by another optuna version) is ignored: suggestions stay
-    valid but differ from what the interrupted run would have suggested.
+    State: the sampler's two random generators and the fallback's generator, as data
+    (:mod:`suggestion._state`); the sampler holds nothing else that the history cannot rebuild.
+    A state that does not load raises InvalidStateError and the controller rebuilds from the
+    history.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -506,14 +492,22 @@ class OptunaTPEBase(Algorithm):
     # State -------------------------------------------------------------------------------
 
     def dump_state(self) -> dict[str, Any]:
-        return {"sampler": _pickled(self._study.sampler), "fallback": self._fallback.dump_state()}
+        tpe_rng, random_rng = _sampler_rngs(self._study.sampler)
+        return {
+            "version": STATE_VERSION,
+            "rng": encode(tpe_rng.rng),
+            "random_rng": encode(random_rng.rng),
+            "fallback": self._fallback.dump_state(),
+        }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
-        sampler = _unpickle(state.get("sampler"))
-        if isinstance(sampler, TPESampler):
-            self._study.sampler = sampler
-        if "fallback" in state:
-            self._fallback.load_state(state["fallback"])
+        check_version(state, self.name)
+        generators = [decode(state.get("rng")), decode(state.get("random_rng"))]
+        if not all(isinstance(g, np.random.RandomState) for g in generators):
+            raise InvalidStateError(f"{self.name}: the state lacks the sampler's generators")
+        for lazy, generator in zip(_sampler_rngs(self._study.sampler), generators, strict=True):
+            lazy._rng = generator
+        self._fallback.load_state(state.get("fallback") or {})
 
 
 class TPESearch(OptunaTPEBase):
