@@ -114,7 +114,7 @@ def kill_trial(
         raise ConflictError(
             f"trial {where} is run by another controller ({record.owner}); kill it there"
         )
-    if controller is not None and trial.pid is not None:
+    if controller is not None:
         # Left running by a controller that died: only a launcher can stop its workload.
         controller.launcher.clean_up(trial.name, trial.pid, trial.started_at)
     storage.finish_trial(

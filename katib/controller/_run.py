@@ -167,11 +167,14 @@ class ExperimentRun:
             )
         self._claimed = True
         finished: list[TrialRecord] = []
+        orphans: list[str] = []
         for trial in self.storage.list_trials(record.id):
             if trial.state == TrialState.RUNNING or (
                 trial.state == TrialState.KILLED and trial.reason == REASON_INTERRUPTED
             ):
                 # Left behind by a controller that stopped or died: run it again.
+                if trial.state == TrialState.RUNNING:
+                    orphans.append(trial.name)
                 self.launcher.clean_up(trial.name, trial.pid, trial.started_at)
                 self.storage.reset_trial(trial.id)
                 trial.state = TrialState.CREATED
@@ -183,6 +186,15 @@ class ExperimentRun:
             else:
                 finished.append(trial)
             self.counts[trial.state] += 1
+        if orphans:
+            gone = record.owner or "a controller"
+            self.storage.add_event(
+                record.id,
+                "ControllerGone",
+                f"{gone} stopped without recording the end of {len(orphans)} running "
+                f"trial(s) ({', '.join(orphans)}); they were stopped and run again",
+                type="Warning",
+            )
         self.best = optimal_trial(finished, self.objective)
         self.recent = finished[-RECENT:]
         self.algorithm = self._restored_algorithm(finished)
@@ -391,6 +403,14 @@ class ExperimentRun:
             trial.state = TrialState.RUNNING
             limit = 0 if self.launcher.retries_failures else backoff_limit(launch.manifest)
             self._retries[trial.name] = (0, limit)
+            trial.started_at = now()
+            trial.reason, trial.message = "TrialRunning", "Trial is running"
+        # Recorded before the workload starts: a controller that dies from here on leaves the
+        # trial Running, and the next one stops its workload and reports it (never an
+        # unrecorded second run). The pid, known later, stays in memory.
+        self.storage.start_trial(
+            trial.id, started_at=trial.started_at or now(), message=trial.message
+        )
         try:
             self.launcher.launch(launch, self.sink)
             fault_point("after-launch")
@@ -431,19 +451,8 @@ class ExperimentRun:
         self._finish(trial, final, event.exit_code, points)
 
     def _started(self, trial: TrialRecord, event: TrialStarted) -> None:
-        retry = self._retries.get(trial.name, (0, 0))[0] > 0
-        if not retry:
-            trial.started_at = event.started_at
         trial.pid = event.pid
-        trial.reason = "TrialRunning"
-        trial.message = trial.message if retry else "Trial is running"
-        self.storage.start_trial(
-            trial.id,
-            started_at=trial.started_at or event.started_at,
-            pid=event.pid,
-            message=trial.message,
-        )
-        if not retry:
+        if self._retries.get(trial.name, (0, 0))[0] == 0:
             self.observer.trial_started(self, trial)
 
     def _check_early_stopping(self, trial: TrialRecord, acc: MetricAccumulator) -> None:
