@@ -81,6 +81,8 @@ class TrialResult:
     exit_code: int | None = None
     metrics: dict[str, MetricSummary] = field(default_factory=dict)
     objective: float | None = None
+    #: The workload's process, where it was one on this machine (kept for post-mortems).
+    pid: int | None = None
 
 
 @dataclass

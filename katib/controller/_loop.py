@@ -269,6 +269,11 @@ class ControllerLoop:
         self._halt = threading.Event()
         self._next_scan = 0.0
         self._push_open = False
+        #: Items the database could not take yet, in arrival order, and their trials.
+        self._retry: list[_Item] = []
+        self._waiting: dict[str, int] = {}
+        self._next_retry = 0.0
+        self.retry_interval = 1.0
         register_owner(self.owner)
 
     # Other threads ---------------------------------------------------------------------------
@@ -376,6 +381,7 @@ class ControllerLoop:
                 item = None
             if item is not None:
                 self._dispatch(item)
+            self._retry_waiting()
             moment = time.monotonic()
             for run in list(self._runs.values()):
                 if not run.done and moment - run.last_heartbeat >= HEARTBEAT_INTERVAL:
@@ -433,12 +439,19 @@ class ControllerLoop:
         return run
 
     def _dispatch(self, item: _Item) -> None:
+        trial = None if isinstance(item, _Refresh) else item.trial
+        if trial is not None and trial in self._waiting:
+            self._later(item)  # keep a trial's events in order behind one that waits
+            return
         if isinstance(item, _Push):
             pushed = _run_of(item.namespace, item.trial, self._runs.values())
             if pushed is None:
                 self._guard(self._store, item)
                 return
-            self._guard_run(pushed, pushed.handle, MetricsReported(item.trial, item.observations))
+            event = MetricsReported(item.trial, item.observations)
+            if not self._guard_run(pushed, pushed.handle, event):
+                self._later(item)
+                return
             run: ExperimentRun | None = pushed
         elif isinstance(item, _Kill):
             killed = _run_of(item.namespace, item.trial, self._runs.values())
@@ -454,9 +467,26 @@ class ControllerLoop:
             run = self._run_with(item.trial)
             if run is None:
                 return
-            self._guard_run(run, run.handle, item)
+            if not self._guard_run(run, run.handle, item):
+                self._later(item)
+                return
         if run is not None and not run.done:
             self._guard_run(run, run.step)
+
+    def _later(self, item: _Item) -> None:
+        """Hand ``item`` in again once the database answers (an event must never be lost)."""
+        self._retry.append(item)
+        if not isinstance(item, _Refresh):
+            self._waiting[item.trial] = self._waiting.get(item.trial, 0) + 1
+
+    def _retry_waiting(self) -> None:
+        if not self._retry or time.monotonic() < self._next_retry:
+            return
+        self._next_retry = time.monotonic() + self.retry_interval
+        items, self._retry = self._retry, []
+        self._waiting.clear()
+        for item in items:
+            self._dispatch(item)
 
     def _deliver(self, namespace: str, trial: str, observations: list[Observation]) -> bool:
         return self.push(namespace, trial, observations)
@@ -538,14 +568,17 @@ class ControllerLoop:
         except Exception:  # noqa: BLE001 - logged; the loop must go on for the other runs
             log.exception("controller error in %s", getattr(func, "__name__", func))
 
-    def _guard_run(self, run: ExperimentRun, func: Callable[..., Any], *args: Any) -> None:
-        """Call ``func``; a failure ends that experiment (or waits, if the database is busy)."""
+    def _guard_run(self, run: ExperimentRun, func: Callable[..., Any], *args: Any) -> bool:
+        """Call ``func``; a failure ends that experiment. False when the database did not
+        answer: the caller tries again later."""
         try:
             func(*args)
+            return True
         except (StorageError, TemporaryError) as e:
             log.warning(
                 "experiment %s/%s: %s (retrying)", run.record.namespace, run.record.name, e
             )
+            return False
         except Exception as e:  # noqa: BLE001 - contained to the one experiment
             log.exception(
                 "experiment %s/%s: controller error", run.record.namespace, run.record.name
@@ -555,6 +588,7 @@ class ControllerLoop:
             except Exception:  # noqa: BLE001 - cannot even record it: stop driving it
                 log.exception("cannot fail experiment %s", run.record.name)
                 run.done = True
+            return True
 
     def _fail_unstarted(self, record: ExperimentRecord, reason: str, message: str) -> None:
         t = now()

@@ -27,6 +27,13 @@ class MetricAccumulator:
         self.counts: dict[str, int] = {}
         self.sums: dict[str, float] = {}
 
+    def copy(self) -> MetricAccumulator:
+        other = MetricAccumulator()
+        other.summaries, other.counts, other.sums = (
+            dict(self.summaries), dict(self.counts), dict(self.sums)
+        )
+        return other
+
     def add(self, name: str, value: float) -> None:
         if math.isnan(value) or math.isinf(value):
             return

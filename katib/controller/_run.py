@@ -150,6 +150,7 @@ class ExperimentRun:
         #: trial → (retries done, the Job's backoffLimit) while it runs
         self._retries: dict[str, tuple[int, int]] = {}
         self._stopping: set[str] = set()  # trials being killed by early stopping
+        self._relaunch: dict[str, int] = {}  # retries (backoffLimit) still to launch: attempt
         self._claimed = False
 
     # Start -------------------------------------------------------------------------------
@@ -285,8 +286,16 @@ class ExperimentRun:
             stop_requested=self.record.stop_requested,
         )
 
+    def _retry_launches(self) -> None:
+        for name, attempt in list(self._relaunch.items()):
+            trial = self.trials.get(name)
+            if trial is not None and self.completing is None:
+                self._launch(trial, attempt=attempt)
+            self._relaunch.pop(name, None)
+
     def step(self) -> None:
         """Reconcile until nothing more can be done without waiting for an event."""
+        self._retry_launches()
         while not self.done and self.completing is None:
             decision = reconcile(self.state())
             progressed = False
@@ -295,9 +304,7 @@ class ExperimentRun:
                     self._complete(action)
                     return
                 if isinstance(action, Launch):
-                    for name in action.trial_names:
-                        self.pending.remove(name)
-                        self._launch(self.trials[name])
+                    self._launch_pending(action.trial_names)
                     progressed = True
                 elif isinstance(action, Suggest):
                     progressed = self._suggest(action.count) or progressed
@@ -339,8 +346,16 @@ class ExperimentRun:
         for trial in created:
             self.counts[TrialState.CREATED] += 1
             self.trials[trial.name] = trial
-            self._launch(trial)
+            self.pending.append(trial.name)
+        self._launch_pending([t.name for t in created])
         return True
+
+    def _launch_pending(self, names: Sequence[str]) -> None:
+        """Launch pending trials in order; one the database refuses stays pending."""
+        for name in names:
+            self._launch(self.trials[name])
+            if name in self.pending:
+                self.pending.remove(name)
 
     # Trials ------------------------------------------------------------------------------
 
@@ -390,27 +405,30 @@ class ExperimentRun:
         )
 
     def _launch(self, trial: TrialRecord, *, attempt: int = 0) -> None:
-        """Hand ``trial`` to the launcher; it counts as running from now on."""
-        self.accumulators[trial.name] = MetricAccumulator()
+        """Hand ``trial`` to the launcher; it counts as running from now on.
+
+        Raises StorageError (the database is away) before anything changed: the caller
+        keeps the trial pending and tries again later.
+        """
         try:
             launch = self.trial_launch(trial, attempt=attempt)
         except KatibError as e:
             self._finish(trial, Outcome(TrialState.FAILED, "InvalidTrialTemplate", str(e)))
             return
+        started_at = trial.started_at if attempt and trial.started_at else now()
+        message = trial.message if attempt else "Trial is running"
+        # Recorded before the workload starts: a controller that dies from here on leaves the
+        # trial Running, and the next one stops its workload and reports it (never an
+        # unrecorded second run). The pid, known later, stays in memory.
+        self.storage.start_trial(trial.id, started_at=started_at, message=message)
+        self.accumulators[trial.name] = MetricAccumulator()
+        trial.started_at, trial.reason, trial.message = started_at, "TrialRunning", message
         if attempt == 0:
             self.counts[trial.state] -= 1
             self.counts[TrialState.RUNNING] += 1
             trial.state = TrialState.RUNNING
             limit = 0 if self.launcher.retries_failures else backoff_limit(launch.manifest)
             self._retries[trial.name] = (0, limit)
-            trial.started_at = now()
-            trial.reason, trial.message = "TrialRunning", "Trial is running"
-        # Recorded before the workload starts: a controller that dies from here on leaves the
-        # trial Running, and the next one stops its workload and reports it (never an
-        # unrecorded second run). The pid, known later, stays in memory.
-        self.storage.start_trial(
-            trial.id, started_at=trial.started_at or now(), message=trial.message
-        )
         try:
             self.launcher.launch(launch, self.sink)
             fault_point("after-launch")
@@ -428,12 +446,15 @@ class ExperimentRun:
         if isinstance(event, TrialStarted):
             self._started(trial, event)
             return
+        # Storage first, memory after: an event whose write fails (the database is away) is
+        # handed in again later and must find the run as it was.
         points = _points(event.observations)
-        accumulator = self.accumulators.setdefault(trial.name, MetricAccumulator())
+        accumulator = self.accumulators.get(trial.name, MetricAccumulator()).copy()
         for point in points:
             accumulator.add(point.metric_name, point.value)
         if isinstance(event, MetricsReported):
             self.storage.add_observations(trial.id, points)
+            self.accumulators[trial.name] = accumulator
             self._check_early_stopping(trial, accumulator)
             return
         assert isinstance(event, TrialEnded)
@@ -443,12 +464,14 @@ class ExperimentRun:
         if should_retry(outcome, retries, limit) and self.completing is None:
             # The Job's backoffLimit: run the trial again, as Kubernetes would start a new pod.
             self.storage.add_observations(trial.id, points)
+            self.accumulators[trial.name] = accumulator
             self._retries[trial.name] = (retries + 1, limit)
             trial.message = f"{outcome.message}; retry {retries + 1} of {limit} (backoffLimit)"
-            self._launch(trial, attempt=retries + 1)
+            self._relaunch[trial.name] = retries + 1
+            self._retry_launches()
             return
         final = Outcome(outcome.state, outcome.reason, retry_message(outcome, retries, limit))
-        self._finish(trial, final, event.exit_code, points)
+        self._finish(trial, final, event.exit_code, points, accumulator)
 
     def _started(self, trial: TrialRecord, event: TrialStarted) -> None:
         trial.pid = event.pid
@@ -473,8 +496,10 @@ class ExperimentRun:
         outcome: Outcome,
         exit_code: int | None = None,
         points: Sequence[ObservationPoint] = (),
+        accumulator: MetricAccumulator | None = None,
     ) -> None:
-        accumulator = self.accumulators.pop(trial.name, MetricAccumulator())
+        if accumulator is None:
+            accumulator = self.accumulators.get(trial.name, MetricAccumulator())
         previous = trial.state
         result = TrialResult(
             state=outcome.state,
@@ -484,8 +509,10 @@ class ExperimentRun:
             exit_code=exit_code,
             metrics=dict(accumulator.summaries),
             objective=accumulator.objective(self.objective),
+            pid=trial.pid,
         )
         self.storage.finish_trial(trial.id, result, points)
+        self.accumulators.pop(trial.name, None)
         trial.state, trial.reason, trial.message = result.state, result.reason, result.message
         trial.exit_code, trial.completed_at = result.exit_code, result.completed_at
         trial.metrics, trial.objective = result.metrics, result.objective
@@ -563,6 +590,13 @@ class ExperimentRun:
                     "ExperimentCompleted",
                     "Trial was not run: the experiment completed",
                 ),
+            )
+        for name in list(self._relaunch):
+            # Failed, and waiting to run again: it ends as it is.
+            self._relaunch.pop(name)
+            self._finish(
+                self.trials[name],
+                Outcome(TrialState.FAILED, "Error", self.trials[name].message),
             )
         for name in list(self.trials):
             self.launcher.kill(name, KillReason.EXPERIMENT_DONE)

@@ -621,6 +621,8 @@ class Storage:
             "metrics": {k: v.to_json() for k, v in result.metrics.items()},
             "objective": result.objective,
         }
+        if result.pid is not None:
+            values["pid"] = result.pid
         self._change_active_trial(trial_id, values, observations)
 
     def reset_trial(self, trial_id: int) -> None:

@@ -132,7 +132,7 @@ def test_shutdown_leaves_interrupted_trials_that_run_again(
     assert stored.owner is None and stored.condition == ExperimentCondition.RUNNING
     trials = storage.list_trials(stored.id)
     assert {(t.state, t.reason) for t in trials} == {(TrialState.KILLED, REASON_INTERRUPTED)}
-    assert all(t.pid is not None for t in trials)
+    assert all(t.started_at is not None for t in trials)
 
     (work_dir / "hold").unlink()
     second = background(storage, katib_home)

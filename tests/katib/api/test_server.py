@@ -26,6 +26,7 @@ import yaml
 from katib.records import REASON_INTERRUPTED, ExperimentCondition, TrialState
 from katib.storage import Storage
 from tests.katib.api.conftest import TRIAL_SCRIPT, experiment_doc
+from tests.katib.cli.conftest import trial_processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -170,7 +171,9 @@ def test_sigterm_mid_run_and_resume(server: Server, project: Path, katib_home: P
     while server.get(f"{EXPERIMENTS}/held")["status"]["trialsRunning"] < 2:
         assert time.monotonic() < deadline, server.log.read_text()
         time.sleep(0.2)
-    pids = [t.pid for t in Storage.open(f"sqlite:///{katib_home / 'katib.db'}").list_trials(1)]
+    names = {t.name for t in Storage.open(f"sqlite:///{katib_home / 'katib.db'}").list_trials(1)}
+    pids = trial_processes(names)
+    assert len(pids) == 2
     assert server.terminate() == 0
     storage = Storage.open(f"sqlite:///{katib_home / 'katib.db'}")
     record = storage.get_experiment("default", "held")

@@ -74,6 +74,20 @@ def experiment_doc(name: str = "exp", **spec_overrides: Any) -> dict[str, Any]:
             "metadata": {"name": name}, "spec": spec}
 
 
+def trial_processes(trial_names: set[str]) -> list[int]:
+    """Pids of the processes running these trials (each carries KATIB_TRIAL_NAME)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("KATIB_TRIAL_NAME") in trial_names:
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
 class Katib:
     """Runs ``python -m katib`` in a project folder with its own KATIB_HOME."""
 

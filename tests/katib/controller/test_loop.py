@@ -535,3 +535,51 @@ def test_a_second_loop_cannot_take_a_driven_experiment(storage: Storage, tmp_pat
 
     with pytest.raises(ConflictError, match="being run by another"):
         loop.run(handle_signals=False)
+
+
+# --- the database goes away -----------------------------------------------------------------
+
+
+def test_writes_that_meet_an_unavailable_database_are_retried_in_order(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from katib.storage import StorageError
+
+    outage = {"left": 0}
+
+    def flaky(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if outage["left"] > 0:
+                outage["left"] -= 1
+                raise StorageError("database error: connection refused")
+            return method(*args, **kwargs)
+
+        return call
+
+    for name in ("start_trial", "finish_trial", "add_observations", "create_trials"):
+        monkeypatch.setattr(storage, name, flaky(getattr(storage, name)))
+
+    def script(launch: TrialLaunch) -> Play:
+        # The database is away while this trial reports and ends: 6 writes fail in a row.
+        if len(launcher.launches) == 2:
+            outage["left"] = 6
+        return Play(metrics=[{"loss": 3.0}, {"loss": x_of(launch)}])
+
+    launcher = FakeLauncher(script)
+    doc = experiment(maxTrialCount=4, parallelTrialCount=1)
+    record = admit(storage, parse_experiment(copy.deepcopy(doc)), source_dir=str(tmp_path))
+    loop = ControllerLoop(
+        storage, launcher, logs_root=tmp_path / "logs", source=FixedExperiments([record])
+    )
+    loop.retry_interval = 0.0
+    loop.run(handle_signals=False)
+    done = storage.get_experiment_by_id(record.id)
+    assert done.condition == ExperimentCondition.SUCCEEDED
+    stored = trials(storage, done)
+    assert [t.state for t in stored] == [TrialState.SUCCEEDED] * 4
+    for trial in stored:
+        # Every point once, in order: nothing lost, nothing stored twice.
+        values = [p.value for p in storage.get_observations(trial.id, "loss")]
+        assert values == [3.0, float(trial.assignments["x"])]
+        assert trial.objective == min(values)
+    assert outage["left"] == 0
