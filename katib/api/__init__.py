@@ -1,7 +1,8 @@
-"""The REST API (FastAPI) and the server's background controller.
+"""The REST API (FastAPI).
 
-``create_app(storage, controller=...)`` builds the application; ``katib server`` serves it
-with uvicorn. Layout: ``app.py`` (assembly), ``deps.py`` (storage, principal), ``routes/``
+``create_app(storage, controller=...)`` builds the application around a
+:class:`~katib.controller.BackgroundController` (the one controller loop, in a thread);
+``katib server`` serves it with uvicorn. Layout: ``app.py`` (assembly), ``deps.py`` (storage, principal), ``routes/``
 (one router per resource), ``schemas.py`` (request and response models).
 """
 
