@@ -1,0 +1,88 @@
+"""Reads for the dashboard: chosen trials by id, and many trials' observation curves at once.
+
+A mixin of :class:`katib.storage.Storage`; each read is one query, whatever the number of
+trials asked for.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from katib.records import TrialRecord
+from katib.storage._schema import EventRow, ObservationRow, TrialRow
+
+if TYPE_CHECKING:
+    from katib.storage._store import EventRecord
+
+#: Most ids one ``IN (...)`` carries (SQLite's default limit on bound parameters is 999+).
+_CHUNK = 500
+
+
+class TrialTableStore:
+    """Trials by id and observation curves (mixed into :class:`Storage`)."""
+
+    @abstractmethod
+    def _session(self) -> AbstractContextManager[Session]: ...
+
+    def trials_by_id(self, experiment_id: int, trial_ids: Sequence[int]) -> list[TrialRecord]:
+        """The trials of the experiment among ``trial_ids``, in id order (others are ignored)."""
+        from katib.storage._store import _trial_from
+
+        out: list[TrialRecord] = []
+        ids = sorted(set(trial_ids))
+        with self._session() as s:
+            for i in range(0, len(ids), _CHUNK):
+                query = (
+                    select(TrialRow.__table__)
+                    .where(
+                        TrialRow.experiment_id == experiment_id,
+                        TrialRow.id.in_(ids[i : i + _CHUNK]),
+                    )
+                    .order_by(TrialRow.id)
+                )
+                out.extend(_trial_from(r._mapping) for r in s.execute(query))
+        return out
+
+    def observation_curves(
+        self, trial_ids: Sequence[int], metric_name: str
+    ) -> dict[int, list[tuple[int | None, float, float]]]:
+        """``(step, value, timestamp)`` of ``metric_name`` per trial, in the order reported."""
+        out: dict[int, list[tuple[int | None, float, float]]] = {i: [] for i in trial_ids}
+        ids = sorted(set(trial_ids))
+        with self._session() as s:
+            for i in range(0, len(ids), _CHUNK):
+                query = (
+                    select(
+                        ObservationRow.trial_id,
+                        ObservationRow.step,
+                        ObservationRow.value,
+                        ObservationRow.timestamp,
+                    )
+                    .where(
+                        ObservationRow.trial_id.in_(ids[i : i + _CHUNK]),
+                        ObservationRow.metric_name == metric_name,
+                    )
+                    .order_by(ObservationRow.trial_id, ObservationRow.id)
+                )
+                for trial_id, step, value, ts in s.execute(query):
+                    out[int(trial_id)].append((step, float(value), float(ts)))
+        return out
+
+    def events_after(self, experiment_id: int, after: int | None) -> list[EventRecord]:
+        """The experiment's events with an id above ``after`` (all of them for None)."""
+        from katib.storage._store import EventRecord
+
+        query = select(EventRow).where(EventRow.experiment_id == experiment_id)
+        if after is not None:
+            query = query.where(EventRow.id > after)
+        with self._session() as s:
+            return [
+                EventRecord(r.id, r.trial_name, r.type, r.reason, r.message, r.created_at)
+                for r in s.scalars(query.order_by(EventRow.id))
+            ]
