@@ -1,0 +1,191 @@
+// Heavier plots, drawn after the table and history: parallel coordinates (our own canvas,
+// brushable), and Plotly (cartesian bundle, loaded on first use) for slices, contours,
+// importance bars and distributions.
+import { PALETTE, clear, fmt, h } from "./dom.js";
+
+let plotly = null;
+/** Load the vendored Plotly once (about 500 KB compressed), after the first paint. */
+export function loadPlotly() {
+  if (!plotly) {
+    plotly = new Promise((resolve, reject) => {
+      if (window.Plotly) { resolve(window.Plotly); return; }
+      const s = document.createElement("script");
+      s.src = `${document.body.dataset.static}/vendor/plotly-cartesian.min.js`;
+      s.onload = () => resolve(window.Plotly);
+      s.onerror = () => reject(new Error("could not load the plotting library"));
+      document.head.append(s);
+    });
+  }
+  return plotly;
+}
+
+const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+const LAYOUT = { margin: { l: 60, r: 20, t: 36, b: 50 }, font: { family: "system-ui, sans-serif", size: 12 }, paper_bgcolor: "#fff", plot_bgcolor: "#fff" };
+
+export async function plot(el, traces, layout) {
+  const P = await loadPlotly();
+  await P.react(el, traces, { ...LAYOUT, ...layout }, CONFIG);
+}
+
+/** Objective against each parameter, one small plot per parameter. */
+export async function slices(el, t, objectiveName, rows) {
+  clear(el);
+  const c = t.cols;
+  const idx = rows.filter((i) => c.objective[i] !== null);
+  const grid = h("div", { class: "grid3" });
+  el.append(grid);
+  for (const p of t.parameters) {
+    const box = h("div", { class: "chart", "data-plot": `slice-${p.name}` });
+    grid.append(box);
+    await plot(box, [{
+      type: "scatter", mode: "markers",
+      x: idx.map((i) => c.params[p.name][i]), y: idx.map((i) => c.objective[i]),
+      text: idx.map((i) => c.name[i]),
+      marker: { size: 5, color: idx.map((i) => i), colorscale: "Blues", opacity: 0.7, colorbar: { title: { text: "trial #" }, thickness: 10 } },
+      hovertemplate: "%{text}<br>%{x}: %{y}<extra></extra>",
+    }], { title: { text: p.name }, height: 280, xaxis: { title: { text: p.name } }, yaxis: { title: { text: objectiveName } } });
+  }
+}
+
+/** Mean objective over a grid of two chosen parameters, with the trials on top. */
+export async function contour(el, t, objectiveName, rows, px, py) {
+  const c = t.cols;
+  const idx = rows.filter((i) => c.objective[i] !== null);
+  const x = idx.map((i) => c.params[px][i]), y = idx.map((i) => c.params[py][i]), z = idx.map((i) => c.objective[i]);
+  await plot(el, [
+    { type: "histogram2dcontour", x, y, z, histfunc: "avg", nbinsx: 24, nbinsy: 24, colorscale: "Viridis", contours: { coloring: "heatmap" }, colorbar: { title: { text: objectiveName } } },
+    { type: "scatter", mode: "markers", x, y, text: idx.map((i) => c.name[i]), marker: { size: 4, color: "#ffffff", line: { width: 0.5, color: "#333" } }, hovertemplate: "%{text}<extra></extra>", showlegend: false },
+  ], { title: { text: `${objectiveName} over ${px} × ${py}` }, height: 460, xaxis: { title: { text: px } }, yaxis: { title: { text: py } } });
+}
+
+/** Horizontal bars of importance, several experiments side by side. */
+export async function importanceBars(el, groups) {
+  const names = [...new Set(groups.flatMap((g) => g.importances.map((x) => x.name)))];
+  await plot(el, groups.map((g, k) => ({
+    type: "bar", orientation: "h", name: g.label, marker: { color: PALETTE[k % PALETTE.length] },
+    y: names, x: names.map((n) => (g.importances.find((x) => x.name === n) || { importance: 0 }).importance),
+  })), { title: { text: "Parameter importance" }, barmode: "group", height: 120 + 34 * names.length * Math.max(1, groups.length / 2), xaxis: { title: { text: "importance (normalized)" }, range: [0, 1] }, yaxis: { automargin: true } });
+}
+
+/** Each parameter's sampled values per experiment, side by side. */
+export async function distributions(el, sets) {
+  clear(el);
+  const params = [...new Set(sets.flatMap((s) => s.t.parameters.map((p) => p.name)))];
+  const grid = h("div", { class: "grid3" });
+  el.append(grid);
+  for (const name of params) {
+    const box = h("div", { class: "chart", "data-plot": `dist-${name}` });
+    grid.append(box);
+    const numeric = sets.every((s) => (s.t.parameters.find((p) => p.name === name) || { numeric: true }).numeric);
+    const traces = sets.map((s, k) => {
+      const values = s.t.cols.params[name] || [];
+      return numeric
+        ? { type: "violin", name: s.label, y: values, box: { visible: true }, meanline: { visible: true }, points: false, line: { color: PALETTE[k % PALETTE.length] } }
+        : { type: "histogram", name: s.label, x: values, histnorm: "probability", marker: { color: PALETTE[k % PALETTE.length] } };
+    });
+    await plot(box, traces, { title: { text: name }, height: 280, showlegend: sets.length > 1 && !numeric, barmode: "group" });
+  }
+}
+
+// Parallel coordinates ----------------------------------------------------------------------
+
+function viridis(u) {
+  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  const x = Math.max(0, Math.min(1, u)) * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(x)), f = x - i;
+  const c = stops[i].map((a, k) => Math.round(a + (stops[i + 1][k] - a) * f));
+  return `rgb(${c[0]},${c[1]},${c[2]})`;
+}
+
+/** Brushable parallel coordinates: drag along an axis to keep a range (it filters the
+ * table), double-click the axis to clear it. Lines are colored by objective (best: yellow). */
+export function parallel(el, t, { objectiveName, maximize, logParams, rows, onBrush, brushes, signal }) {
+  clear(el);
+  const c = t.cols;
+  const axes = [...t.parameters.map((p) => ({ name: p.name, numeric: p.numeric, values: c.params[p.name], log: logParams.has(p.name) })),
+    { name: objectiveName, numeric: true, values: c.objective, objective: true }];
+  const canvas = h("canvas", { class: "parcoords", role: "img", "aria-label": `Parallel coordinates of ${t.size} trials over ${axes.map((a) => a.name).join(", ")}` });
+  el.append(canvas, h("p", { class: "muted" }, "Drag along an axis to keep a range of values (the table follows); double-click an axis to clear it. Color: objective, best in yellow."));
+  const dpr = window.devicePixelRatio || 1;
+  const W = canvas.clientWidth || 900, H = 340;
+  canvas.width = W * dpr; canvas.height = H * dpr;
+  const g = canvas.getContext("2d");
+  g.scale(dpr, dpr);
+  const top = 28, bottom = H - 26, left = 50, right = W - 50;
+  const xs = axes.map((_, k) => left + ((right - left) * k) / Math.max(1, axes.length - 1));
+  for (const a of axes) {
+    if (a.numeric) {
+      const f = a.values.filter((v) => v !== null && (!a.log || v > 0));
+      const tf = a.log ? Math.log10 : (v) => v;
+      a.lo = Infinity; a.hi = -Infinity;
+      for (const v of f) { const w = tf(v); if (w < a.lo) a.lo = w; if (w > a.hi) a.hi = w; }
+      if (!f.length) { a.lo = 0; a.hi = 1; }
+      if (a.hi === a.lo) a.hi = a.lo + 1;
+      a.y = (v) => (v === null ? null : bottom - ((tf(v) - a.lo) / (a.hi - a.lo)) * (bottom - top));
+      a.inv = (y) => { const w = a.lo + ((bottom - y) / (bottom - top)) * (a.hi - a.lo); return a.log ? 10 ** w : w; };
+    } else {
+      a.cats = [...new Set(a.values.filter((v) => v !== null))].sort();
+      const pos = new Map(a.cats.map((v, k) => [v, k]));
+      a.y = (v) => (v === null ? null : bottom - ((pos.get(v) + 0.5) / a.cats.length) * (bottom - top));
+    }
+  }
+  const obj = axes[axes.length - 1];
+  const keep = new Set(rows);
+  const draw = () => {
+    g.clearRect(0, 0, W, H);
+    g.lineWidth = 1;
+    const order = [...Array(t.size).keys()].filter((i) => c.objective[i] !== null);
+    // Worst first, so that the best lines end on top.
+    order.sort((a, b) => (maximize ? c.objective[a] - c.objective[b] : c.objective[b] - c.objective[a]));
+    g.globalAlpha = order.length > 2000 ? 0.25 : 0.6;
+    for (const i of order) {
+      const v = c.objective[i];
+      const u = (obj.y(v) - bottom) / (top - bottom);
+      g.strokeStyle = keep.has(i) ? viridis(maximize ? u : 1 - u) : "#d0d7de";
+      g.beginPath();
+      axes.forEach((a, k) => { const y = a.y(a.values[i]); if (y === null) return; if (k === 0) g.moveTo(xs[k], y); else g.lineTo(xs[k], y); });
+      g.stroke();
+    }
+    g.globalAlpha = 1;
+    g.fillStyle = "#1b1f24"; g.strokeStyle = "#1b1f24"; g.font = "12px system-ui, sans-serif"; g.textAlign = "center";
+    axes.forEach((a, k) => {
+      g.beginPath(); g.moveTo(xs[k], top); g.lineTo(xs[k], bottom); g.stroke();
+      g.fillText(a.name, xs[k], top - 12);
+      if (a.numeric) {
+        g.fillText(fmt(a.log ? 10 ** a.hi : a.hi, 3), xs[k], top - 1 + 0);
+        g.fillText(fmt(a.log ? 10 ** a.lo : a.lo, 3), xs[k], bottom + 14);
+      } else {
+        g.textAlign = "left";
+        a.cats.forEach((v) => g.fillText(String(v), xs[k] + 4, a.y(v) + 4));
+        g.textAlign = "center";
+      }
+      const b = brushes[a.name];
+      if (b && a.numeric) {
+        const y0 = a.y(b[1]), y1 = a.y(b[0]);
+        g.fillStyle = "rgba(11,87,208,0.25)"; g.fillRect(xs[k] - 7, y0, 14, y1 - y0); g.fillStyle = "#1b1f24";
+      }
+    });
+  };
+  draw();
+  let drag = null;
+  const axisAt = (x) => axes.findIndex((a, k) => a.numeric && !a.objective && Math.abs(xs[k] - x) < 16);
+  canvas.addEventListener("mousedown", (ev) => {
+    const r = canvas.getBoundingClientRect();
+    const k = axisAt(ev.clientX - r.left);
+    if (k >= 0) drag = { k, y0: ev.clientY - r.top };
+  });
+  window.addEventListener("mouseup", (ev) => {
+    if (!drag) return;
+    const r = canvas.getBoundingClientRect();
+    const a = axes[drag.k];
+    const y1 = Math.max(top, Math.min(bottom, ev.clientY - r.top)), y0 = Math.max(top, Math.min(bottom, drag.y0));
+    drag = null;
+    if (Math.abs(y1 - y0) < 3) return;
+    onBrush(a.name, [a.inv(Math.max(y0, y1)), a.inv(Math.min(y0, y1))]);
+  }, { signal });
+  canvas.addEventListener("dblclick", (ev) => {
+    const r = canvas.getBoundingClientRect();
+    const k = axisAt(ev.clientX - r.left);
+    if (k >= 0) onBrush(axes[k].name, null);
+  });
+}
