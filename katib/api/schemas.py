@@ -346,12 +346,12 @@ class TrialColumns(BaseModel):
     name: list[str]
     state: list[str]
     objective: list[float | None]
-    created: list[float | None] = Field(description="Unix seconds.")
-    started: list[float | None]
-    completed: list[float | None]
+    created: list[int | None] = Field(description="Milliseconds since `origin`.")
+    started: list[int | None]
+    completed: list[int | None]
     params: dict[str, list[float | str | None]]
     metrics: dict[str, list[float | None]] = Field(
-        description="Each metric reduced by its strategy (min, max or latest)."
+        description="Each metric but the objective, reduced by its strategy (min, max, latest)."
     )
 
 
@@ -367,6 +367,7 @@ class TableEvent(EventPublic):
 class TrialTable(BaseModel):
     experiment: str
     namespace: str
+    origin: float = Field(description="The experiment's creation (unix seconds).")
     parameters: list[ParameterColumn]
     cursor: str | None = Field(description="Pass as `after` to get only newer trials.")
     complete: bool = Field(description="False: more trials follow; ask again with `after`.")

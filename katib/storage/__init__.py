@@ -18,6 +18,7 @@ from katib.storage._store import (
     TokenRecord,
     hash_token,
 )
+from katib.storage._tables import TrialColumns
 
 __all__ = [
     "ALL_NAMESPACES",
@@ -31,6 +32,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "TokenRecord",
+    "TrialColumns",
     "default_url",
     "hash_token",
     "katib_home",

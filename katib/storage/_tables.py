@@ -6,12 +6,14 @@ trials asked for.
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from katib.records import TrialRecord
@@ -86,3 +88,72 @@ class TrialTableStore:
                 EventRecord(r.id, r.trial_name, r.type, r.reason, r.message, r.created_at)
                 for r in s.scalars(query.order_by(EventRow.id))
             ]
+
+    def trial_columns(
+        self,
+        experiment_id: int,
+        *,
+        after: int | None = None,
+        limit: int = 10_000,
+        ids: Sequence[int] | None = None,
+    ) -> TrialColumns:
+        """Trials of the experiment as columns, in id order: those after the id ``after`` (up
+        to ``limit``), or those among ``ids``.
+
+        The fastest read of many trials: only the columns a table shows, and the JSON columns
+        decoded in one pass rather than row by row.
+        """
+        query = select(
+            TrialRow.id,
+            TrialRow.name,
+            TrialRow.state,
+            TrialRow.objective,
+            TrialRow.created_at,
+            TrialRow.started_at,
+            TrialRow.completed_at,
+            cast(TrialRow.assignments, Text),
+            cast(TrialRow.metrics, Text),
+        ).where(TrialRow.experiment_id == experiment_id)
+        if ids is not None:
+            wanted = sorted(set(ids))[:_CHUNK]
+            query = query.where(TrialRow.id.in_(wanted))
+        elif after is not None:
+            query = query.where(TrialRow.id > after)
+        query = query.order_by(TrialRow.id).limit(limit)
+        with self._session() as s:
+            rows = s.execute(query).all()
+        out = TrialColumns()
+        texts: list[str] = []
+        for r in rows:
+            out.id.append(int(r[0]))
+            out.name.append(r[1])
+            out.state.append(r[2])
+            out.objective.append(r[3])
+            out.created_at.append(r[4])
+            out.started_at.append(r[5])
+            out.completed_at.append(r[6])
+            texts.append(r[7] or "{}")
+            texts.append(r[8] or "{}")
+        decoded = json.loads("[" + ",".join(texts) + "]") if texts else []
+        out.assignments = decoded[0::2]
+        out.metrics = decoded[1::2]
+        return out
+
+
+@dataclass
+class TrialColumns:
+    """Trials as parallel lists (see :meth:`TrialTableStore.trial_columns`)."""
+
+    id: list[int] = field(default_factory=list)
+    name: list[str] = field(default_factory=list)
+    state: list[str] = field(default_factory=list)
+    objective: list[float | None] = field(default_factory=list)
+    created_at: list[float] = field(default_factory=list)
+    started_at: list[float | None] = field(default_factory=list)
+    completed_at: list[float | None] = field(default_factory=list)
+    assignments: list[dict[str, str]] = field(default_factory=list)
+    #: Each trial's metric summaries: ``{name: {"min", "max", "latest"}}``.
+    metrics: list[dict[str, dict[str, float]]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.id)

@@ -36,7 +36,7 @@ export async function render(main, { query }) {
     }
     clear(nsBox).append(h("div", { class: "row spread panel" }, parts));
     if (admin) {
-      nsBox.append(h("h2", {}, "Namespaces"), h("table", { id: "namespaces" }, h("thead", {}, h("tr", {}, ["Name", "Experiments", "Live tokens", "Created", "By"].map((x) => h("th", {}, x)))),
+      nsBox.append(h("h2", {}, "Namespaces"), h("table", { id: "namespaces" }, h("thead", {}, h("tr", {}, ["Name", "Experiments", "Live tokens", "Created", "By"].map((x, k) => h("th", { class: k === 1 || k === 2 ? "num" : "" }, x)))),
         h("tbody", {}, spaces.map((s) => h("tr", {}, h("td", {}, s.name), h("td", { class: "num" }, s.experiments), h("td", { class: "num" }, s.tokens), h("td", {}, when(s.createdAt)), h("td", {}, s.createdBy || "—"))))));
     }
   }

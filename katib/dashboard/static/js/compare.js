@@ -88,7 +88,7 @@ export async function render(main, { query }) {
   sets.forEach((s, k) => {
     const c = s.t.cols;
     const t0 = Math.min(...c.created.filter((v) => v !== null));
-    c.objective.forEach((v, i) => { if (v !== null && c.state[i] === "Succeeded" && c.completed[i] !== null) events.push([c.completed[i] - t0, k, v]); });
+    c.objective.forEach((v, i) => { if (v !== null && c.state[i] === "Succeeded" && c.completed[i] !== null) events.push([(c.completed[i] - t0) / 1000, k, v]); });
   });
   events.sort((a, b) => a[0] - b[0]);
   const tx = [], ty = sets.map(() => []), best = sets.map(() => null);
@@ -104,15 +104,17 @@ export async function render(main, { query }) {
 
   // Best parameters and metrics in one table.
   const params = [...new Set(sets.flatMap((s) => s.t.parameters.map((p) => p.name)))];
-  const metrics = [...new Set(sets.flatMap((s) => Object.keys(s.t.cols.metrics)))];
+  const objectiveNames = [...new Set(sets.map((s) => s.objective))];
+  const metrics = [...new Set(sets.flatMap((s) => Object.keys(s.t.cols.metrics)))].filter((m) => !objectiveNames.includes(m));
   main.append(h("h2", {}, "Best trials"), h("div", { class: "scroll" }, h("table", { id: "best-table" },
-    h("thead", {}, h("tr", {}, ["Experiment", "Condition", "Trials", "Best trial", ...metrics, ...params].map((x) => h("th", {}, x)))),
+    h("thead", {}, h("tr", {}, ["Experiment", "Condition", "Trials", "Best trial", `Objective (${objectiveNames.join(" / ")})`, ...metrics, ...params].map((x) => h("th", {}, x)))),
     h("tbody", {}, sets.map((s) => {
       const i = s.t.bestIndex(s.maximize), c = s.t.cols;
       return h("tr", {},
         h("td", {}, h("span", { class: "legend-swatch", style: `background:${s.color}` }), h("a", { href: `#/experiments/${enc(s.t.namespace)}/${enc(s.t.name)}` }, s.label)),
         h("td", {}, s.t.status.condition), h("td", { class: "num" }, s.t.size),
         h("td", {}, i >= 0 ? h("a", { href: `#/trials/${enc(s.t.namespace)}/${enc(c.name[i])}` }, c.name[i]) : "—"),
+        h("td", { class: "num" }, i >= 0 ? fmt(c.objective[i], 6) : ""),
         metrics.map((m) => h("td", { class: "num" }, i >= 0 && c.metrics[m] ? fmt(c.metrics[m][i], 6) : "")),
         params.map((p) => h("td", { class: "num" }, i >= 0 && c.params[p] ? fmt(c.params[p][i], 6) : "")));
     })))));
@@ -124,7 +126,7 @@ export async function render(main, { query }) {
   const diffBox = h("div", { class: "scroll" });
   const drawDiff = () => {
     const rowsOut = allKeys.map((k) => {
-      const vals = flat.map((f) => (f.has(k) ? String(f.get(k)) : "—"));
+      const vals = flat.map((f) => (f.has(k) && f.get(k) !== "" ? String(f.get(k)) : "—"));
       const differs = new Set(vals).size > 1;
       if (onlyDiff.checked && !differs) return null;
       return h("tr", { class: differs ? "differs" : "" }, h("th", { scope: "row" }, k), vals.map((v) => h("td", { class: differs ? "changed" : "" }, v)));

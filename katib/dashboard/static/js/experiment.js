@@ -178,7 +178,9 @@ export async function render(main, { namespace, name }) {
         [["ped-anova", "PED-ANOVA"], ["fanova", "fANOVA"], ["mean-decrease-impurity", "Random forest (MDI)"]].map(([v, l]) => h("option", { value: v, selected: v === plotState.method }, l)));
       const box = h("div", { class: "chart", "data-plot": "importance" });
       panel.append(h("label", { for: "impmethod" }, "Evaluator (Optuna)", method), box);
+      box.append(h("p", { class: "muted" }, "Computing…"));
       const imp = await api(`${base}/importance?method=${plotState.method}`);
+      clear(box);
       if (!imp.importances.length) { box.append(h("p", { class: "muted" }, imp.detail)); return; }
       await P.importanceBars(box, [{ label: name, importances: imp.importances }]);
     } else if (active === "slice") {
@@ -192,7 +194,7 @@ export async function render(main, { namespace, name }) {
         numeric.map((n) => h("option", { value: n, selected: n === plotState[key] }, n)));
       const box = h("div", { class: "chart", "data-plot": "contour" });
       panel.append(h("div", { class: "row" }, h("label", { for: "cx" }, "x", pick("cx", "px")), h("label", { for: "cy" }, "y", pick("cy", "py"))), box);
-      await P.contour(box, t, objectiveName, rows, plotState.px, plotState.py);
+      await P.contour(box, t, objectiveName, rows, plotState.px, plotState.py, maximize);
     } else if (active === "curves") {
       await drawCurves();
     }
@@ -200,7 +202,7 @@ export async function render(main, { namespace, name }) {
 
   async function drawCurves() {
     clear(panel);
-    const metrics = Object.keys(t.cols.metrics);
+    const metrics = [objectiveName, ...Object.keys(t.cols.metrics)];
     const sel = h("select", { id: "curvemetric", onchange: () => { plotState.metric = sel.value; drawPlot(true); } },
       metrics.map((m) => h("option", { value: m, selected: m === plotState.metric }, m)));
     const box = h("div", { class: "chart", "data-plot": "curves" });

@@ -32,12 +32,10 @@ export async function slices(el, t, objectiveName, rows) {
   clear(el);
   const c = t.cols;
   const idx = rows.filter((i) => c.objective[i] !== null);
-  const grid = h("div", { class: "grid3" });
-  el.append(grid);
-  for (const p of t.parameters) {
-    const box = h("div", { class: "chart", "data-plot": `slice-${p.name}` });
-    grid.append(box);
-    await plot(box, [{
+  const boxes = t.parameters.map((p) => h("div", { class: "chart", "data-plot": `slice-${p.name}` }));
+  el.append(h("div", { class: "grid3" }, boxes));
+  for (const [k, p] of t.parameters.entries()) {
+    await plot(boxes[k], [{
       type: "scatter", mode: "markers",
       x: idx.map((i) => c.params[p.name][i]), y: idx.map((i) => c.objective[i]),
       text: idx.map((i) => c.name[i]),
@@ -47,13 +45,32 @@ export async function slices(el, t, objectiveName, rows) {
   }
 }
 
-/** Mean objective over a grid of two chosen parameters, with the trials on top. */
-export async function contour(el, t, objectiveName, rows, px, py) {
+/** The objective interpolated (inverse distance weighting) over a 40×40 grid of two chosen
+ * parameters, from at most 2,000 trials, with the trials on top. */
+export async function contour(el, t, objectiveName, rows, px, py, maximize) {
   const c = t.cols;
-  const idx = rows.filter((i) => c.objective[i] !== null);
+  let idx = rows.filter((i) => c.objective[i] !== null && c.params[px][i] !== null && c.params[py][i] !== null);
   const x = idx.map((i) => c.params[px][i]), y = idx.map((i) => c.params[py][i]), z = idx.map((i) => c.objective[i]);
+  if (idx.length > 2000) idx = idx.filter((_, k) => k % Math.ceil(idx.length / 2000) === 0);
+  const sx = idx.map((i) => c.params[px][i]), sy = idx.map((i) => c.params[py][i]), sz = idx.map((i) => c.objective[i]);
+  const N = 40;
+  const [x0, x1] = [Math.min(...sx), Math.max(...sx)], [y0, y1] = [Math.min(...sy), Math.max(...sy)];
+  const gx = Array.from({ length: N }, (_, k) => x0 + ((x1 - x0) * k) / (N - 1));
+  const gy = Array.from({ length: N }, (_, k) => y0 + ((y1 - y0) * k) / (N - 1));
+  const wx = (x1 - x0) || 1, wy = (y1 - y0) || 1;
+  const gz = gy.map((yv) => gx.map((xv) => {
+    let num = 0, den = 0;
+    for (let k = 0; k < sx.length; k++) {
+      const dx = (sx[k] - xv) / wx, dy = (sy[k] - yv) / wy;
+      const d2 = dx * dx + dy * dy;
+      if (d2 < 1e-12) return sz[k];
+      const w = 1 / (d2 * d2);
+      num += w * sz[k]; den += w;
+    }
+    return den ? num / den : null;
+  }));
   await plot(el, [
-    { type: "histogram2dcontour", x, y, z, histfunc: "avg", nbinsx: 24, nbinsy: 24, colorscale: "Viridis", contours: { coloring: "heatmap" }, colorbar: { title: { text: objectiveName } } },
+    { type: "contour", x: gx, y: gy, z: gz, colorscale: "Viridis", reversescale: !maximize, contours: { coloring: "heatmap" }, colorbar: { title: { text: objectiveName } }, hovertemplate: `${px} %{x}<br>${py} %{y}<br>${objectiveName} ≈ %{z}<extra></extra>` },
     { type: "scatter", mode: "markers", x, y, text: idx.map((i) => c.name[i]), marker: { size: 4, color: "#ffffff", line: { width: 0.5, color: "#333" } }, hovertemplate: "%{text}<extra></extra>", showlegend: false },
   ], { title: { text: `${objectiveName} over ${px} × ${py}` }, height: 460, xaxis: { title: { text: px } }, yaxis: { title: { text: py } } });
 }
@@ -71,11 +88,10 @@ export async function importanceBars(el, groups) {
 export async function distributions(el, sets) {
   clear(el);
   const params = [...new Set(sets.flatMap((s) => s.t.parameters.map((p) => p.name)))];
-  const grid = h("div", { class: "grid3" });
-  el.append(grid);
-  for (const name of params) {
-    const box = h("div", { class: "chart", "data-plot": `dist-${name}` });
-    grid.append(box);
+  const boxes = params.map((name) => h("div", { class: "chart", "data-plot": `dist-${name}` }));
+  el.append(h("div", { class: "grid3" }, boxes));
+  for (const [j, name] of params.entries()) {
+    const box = boxes[j];
     const numeric = sets.every((s) => (s.t.parameters.find((p) => p.name === name) || { numeric: true }).numeric);
     const traces = sets.map((s, k) => {
       const values = s.t.cols.params[name] || [];
@@ -111,7 +127,7 @@ export function parallel(el, t, { objectiveName, maximize, logParams, rows, onBr
   canvas.width = W * dpr; canvas.height = H * dpr;
   const g = canvas.getContext("2d");
   g.scale(dpr, dpr);
-  const top = 28, bottom = H - 26, left = 50, right = W - 50;
+  const top = 40, bottom = H - 26, left = 50, right = W - 50;
   const xs = axes.map((_, k) => left + ((right - left) * k) / Math.max(1, axes.length - 1));
   for (const a of axes) {
     if (a.numeric) {
@@ -150,9 +166,9 @@ export function parallel(el, t, { objectiveName, maximize, logParams, rows, onBr
     g.fillStyle = "#1b1f24"; g.strokeStyle = "#1b1f24"; g.font = "12px system-ui, sans-serif"; g.textAlign = "center";
     axes.forEach((a, k) => {
       g.beginPath(); g.moveTo(xs[k], top); g.lineTo(xs[k], bottom); g.stroke();
-      g.fillText(a.name, xs[k], top - 12);
+      g.font = "600 12px system-ui, sans-serif"; g.fillText(a.name, xs[k], top - 22); g.font = "12px system-ui, sans-serif";
       if (a.numeric) {
-        g.fillText(fmt(a.log ? 10 ** a.hi : a.hi, 3), xs[k], top - 1 + 0);
+        g.fillText(fmt(a.log ? 10 ** a.hi : a.hi, 3), xs[k], top - 6);
         g.fillText(fmt(a.log ? 10 ** a.lo : a.lo, 3), xs[k], bottom + 14);
       } else {
         g.textAlign = "left";

@@ -32,7 +32,7 @@ export class TrialTable {
       { key: "objective", label: `${this.objectiveName} (objective)`, num: true, get: (i) => c.objective[i] },
       ...Object.keys(c.metrics).filter((m) => m !== this.objectiveName).map((m) => ({ key: `m:${m}`, label: m, num: true, get: (i) => c.metrics[m][i] })),
       ...this.t.parameters.map((p) => ({ key: `p:${p.name}`, label: p.name, num: p.numeric, param: p, get: (i) => c.params[p.name][i] })),
-      { key: "duration", label: "Duration", num: true, get: (i) => (c.completed[i] && c.started[i] ? c.completed[i] - c.started[i] : null), show: duration },
+      { key: "duration", label: "Duration", num: true, get: (i) => (c.completed[i] !== null && c.started[i] !== null ? (c.completed[i] - c.started[i]) / 1000 : null), show: duration },
     ];
   }
 
