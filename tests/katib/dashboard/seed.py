@@ -131,7 +131,8 @@ def seed(storage: Storage, name: str, trials: int, *, seed: int = 0, namespace: 
             for step in range(10):
                 for metric in ("loss", "accuracy"):
                     final = row["metrics"][metric]["latest"]
-                    value = final * (1 + (9 - step) / 5) if metric == "loss" else final * (step + 1) / 10
+                    scale = 1 + (9 - step) / 5 if metric == "loss" else (step + 1) / 10
+                    value = final * scale
                     points.append({"trial_id": trial_id, "metric_name": metric, "value": value,
                                    "step": step, "timestamp": row["started_at"] + step * 0.05})
         if points:
