@@ -69,7 +69,11 @@ function signinPage(next) {
 }
 
 let pending = "/";
+let generation = 0;
 async function route() {
+  // Each route renders into its own element: a slower page the user already left writes
+  // into a detached element, never over the page now shown.
+  const mine = ++generation;
   if (cleanup) { try { cleanup(); } catch { /* ignore */ } cleanup = null; }
   const { path, query } = parse();
   if (path === "/signin" || !token()) {
@@ -79,21 +83,28 @@ async function route() {
     return;
   }
   try { await whoami(); } catch (e) { if (e instanceof ApiError && e.status === 401) return; }
+  if (mine !== generation) return;
   nav(path);
   for (const [re, load, names] of ROUTES) {
     const m = path.match(re);
     if (!m || !load) continue;
     const params = { query };
     (names || []).forEach((n, i) => { params[n] = decodeURIComponent(m[i + 1]); });
-    clear(main).append(h("p", { class: "muted" }, "Loading…"));
+    const view = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+    clear(main).append(view);
     try {
       const page = await load();
-      const done = await page.render(clear(main), params, { can });
-      if (typeof done === "function") cleanup = done;
+      if (mine !== generation) return;
+      const done = await page.render(clear(view), params, { can });
+      if (typeof done === "function") {
+        if (mine === generation) cleanup = done; else done();
+      }
     } catch (e) {
-      clear(main).append(h("h1", {}, "Something went wrong"), h("p", { class: "errors", role: "alert" }, e.message));
+      if (mine !== generation) return;
+      clear(view).append(h("h1", {}, "Something went wrong"), h("p", { class: "errors", role: "alert" }, e.message));
       if (!(e instanceof ApiError)) console.warn(e);
     }
+    if (mine !== generation) return;
     main.focus({ preventScroll: true });
     return;
   }

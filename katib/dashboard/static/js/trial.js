@@ -74,6 +74,7 @@ export async function render(main, { namespace, trial }) {
   }
 
   async function readLog() {
+    if (!t.status.startTime) { log.textContent = "(the trial has not started yet)"; return; }
     const res = await fetch(`/api/v1${base}/logs?offset=${offset}`, { headers: { Authorization: `Bearer ${token()}` } });
     if (res.status === 404) { if (!log.textContent) log.textContent = "(no output yet)"; return; }
     if (!res.ok) return;
