@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from katib.records import TrialRecord
@@ -24,6 +24,25 @@ if TYPE_CHECKING:
 
 #: Most ids one ``IN (...)`` carries (SQLite's default limit on bound parameters is 999+).
 _CHUNK = 500
+
+
+@dataclass
+class TrialColumns:
+    """Trials as parallel lists (see :meth:`TrialTableStore.trial_columns`)."""
+
+    id: list[int] = field(default_factory=list)
+    name: list[str] = field(default_factory=list)
+    state: list[str] = field(default_factory=list)
+    objective: list[float | None] = field(default_factory=list)
+    created_at: list[float] = field(default_factory=list)
+    started_at: list[float | None] = field(default_factory=list)
+    completed_at: list[float | None] = field(default_factory=list)
+    assignments: list[dict[str, str]] = field(default_factory=list)
+    #: Each trial's metric summaries: ``{name: {"min", "max", "latest"}}``.
+    metrics: list[dict[str, dict[str, float]]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.id)
 
 
 class TrialTableStore:
@@ -121,7 +140,11 @@ class TrialTableStore:
             query = query.where(TrialRow.id > after)
         query = query.order_by(TrialRow.id).limit(limit)
         with self._session() as s:
-            rows = s.execute(query).all()
+            # The driver's rows as they are (ints, floats, strings): SQLAlchemy's row objects
+            # cost more than the query itself at this size.
+            result = s.connection().execute(query)
+            rows = result.cursor.fetchall() if result.cursor is not None else []
+            result.close()
         out = TrialColumns()
         texts: list[str] = []
         for r in rows:
@@ -140,20 +163,16 @@ class TrialTableStore:
         return out
 
 
-@dataclass
-class TrialColumns:
-    """Trials as parallel lists (see :meth:`TrialTableStore.trial_columns`)."""
+    def trial_fingerprint(self, experiment_id: int) -> tuple[int, int, int]:
+        """``(trials, largest id, unfinished trials)`` of the experiment, in one cheap query.
 
-    id: list[int] = field(default_factory=list)
-    name: list[str] = field(default_factory=list)
-    state: list[str] = field(default_factory=list)
-    objective: list[float | None] = field(default_factory=list)
-    created_at: list[float] = field(default_factory=list)
-    started_at: list[float | None] = field(default_factory=list)
-    completed_at: list[float | None] = field(default_factory=list)
-    assignments: list[dict[str, str]] = field(default_factory=list)
-    #: Each trial's metric summaries: ``{name: {"min", "max", "latest"}}``.
-    metrics: list[dict[str, dict[str, float]]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.id)
+        Finished trials never change, so while none is unfinished the first two say whether
+        anything changed since the last look.
+        """
+        active = case((TrialRow.state.in_(["Created", "Running"]), 1), else_=0)
+        query = select(func.count(), func.max(TrialRow.id), func.sum(active)).where(
+            TrialRow.experiment_id == experiment_id
+        )
+        with self._session() as s:
+            count, largest, unfinished = s.execute(query).one()
+        return int(count or 0), int(largest or 0), int(unfinished or 0)

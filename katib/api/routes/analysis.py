@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -52,14 +54,40 @@ def _ids(text: str | None, field: str, most: int) -> list[int]:
     return ids
 
 
+class _Encoded:
+    """A JSON body, and its gzip form once someone asked for it."""
+
+    def __init__(self, body: Any) -> None:
+        self.raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        self._packed: bytes | None = None
+
+    @property
+    def packed(self) -> bytes:
+        if self._packed is None:
+            self._packed = gzip.compress(self.raw, compresslevel=4)
+        return self._packed
+
+    def response(self, request: Request) -> Response:
+        headers = {"Vary": "Accept-Encoding", "Cache-Control": "no-store"}
+        data = self.raw
+        if len(data) >= _GZIP_MIN and "gzip" in request.headers.get("accept-encoding", ""):
+            data = self.packed
+            headers["Content-Encoding"] = "gzip"
+        return Response(data, media_type="application/json", headers=headers)
+
+
 def compact_json(request: Request, body: Any) -> Response:
     """JSON without spaces, gzip-compressed when the client accepts it."""
-    data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-    headers = {"Vary": "Accept-Encoding", "Cache-Control": "no-store"}
-    if len(data) >= _GZIP_MIN and "gzip" in request.headers.get("accept-encoding", ""):
-        data = gzip.compress(data, compresslevel=4)
-        headers["Content-Encoding"] = "gzip"
-    return Response(data, media_type="application/json", headers=headers)
+    return _Encoded(body).response(request)
+
+
+# Answers about experiments whose trials have all finished (finished trials never change),
+# keyed by everything they depend on: a second look at a large finished experiment is served
+# from memory.
+_answers: OrderedDict[tuple[Any, ...], _Encoded] = OrderedDict()
+_answers_lock = threading.Lock()
+_ANSWERS_KEPT = 8
+_ANSWER_WORTH_KEEPING = 64 * 1024
 
 
 @router.get(
@@ -93,11 +121,23 @@ def trial_table(
     ids of its unfinished trials and `eventsAfter` = the last `eventsCursor`: the answer then
     holds only what changed."""
     record = experiment_for(storage, principal, namespace, name, Role.VIEWER)
-    trials = storage.trial_columns(record.id, after=after, limit=limit)
     wanted = _ids(refresh, "refresh", 500)
-    refreshed = storage.trial_columns(record.id, ids=wanted) if wanted else TrialColumns()
     events = storage.events_after(record.id, events_after)
     status = service.experiment_view(storage, record)["status"]
+    key: tuple[Any, ...] | None = None
+    if not wanted:
+        count, largest, unfinished = storage.trial_fingerprint(record.id)
+        if unfinished == 0:
+            last_event = events[-1].id if events else None
+            key = (record.id, record.created_at, after, limit, events_after, count, largest,
+                   json.dumps(status, sort_keys=True), last_event)
+            with _answers_lock:
+                cached = _answers.get(key)
+                if cached is not None:
+                    _answers.move_to_end(key)
+                    return cached.response(request)
+    trials = storage.trial_columns(record.id, after=after, limit=limit)
+    refreshed = storage.trial_columns(record.id, ids=wanted) if wanted else TrialColumns()
     body = table_json(
         record,
         trials,
@@ -108,7 +148,13 @@ def trial_table(
         events,
         events[-1].id if events else events_after,
     )
-    return compact_json(request, body)
+    encoded = _Encoded(body)
+    if key is not None and len(encoded.raw) >= _ANSWER_WORTH_KEEPING:
+        with _answers_lock:
+            _answers[key] = encoded
+            while len(_answers) > _ANSWERS_KEPT:
+                _answers.popitem(last=False)
+    return encoded.response(request)
 
 
 @router.get(

@@ -82,6 +82,10 @@ async function route() {
     signinPage(path === "/signin" ? pending : pending);
     return;
   }
+  // Who the token is, and the page's code, at the same time.
+  const route = ROUTES.find(([re, load]) => load && re.test(path));
+  const code = route ? route[1]() : null;
+  if (code) code.catch(() => {});
   try { await whoami(); } catch (e) { if (e instanceof ApiError && e.status === 401) return; }
   if (mine !== generation) return;
   nav(path);

@@ -29,13 +29,15 @@ function specRows(spec) {
 export async function render(main, { namespace, name }) {
   title(name);
   const base = `/namespaces/${enc(namespace)}/experiments/${enc(name)}`;
+  // The trials are the big read: start it at once, beside the experiment's spec.
+  const t = new TrialSet(namespace, name);
+  const loading = t.load();
+  loading.catch(() => {});
   const exp = await api(base);
   const spec = exp.spec;
   const objectiveName = spec.objective.objectiveMetricName;
   const maximize = spec.objective.type === "maximize";
   const logParams = new Set((spec.parameters || []).filter((p) => /log/i.test(p.feasibleSpace?.distribution || "")).map((p) => p.name));
-  const t = new TrialSet(namespace, name);
-  const loading = t.load();
   await ready();
 
   const header = h("div", { class: "row spread" });

@@ -27,12 +27,12 @@ export class TrialSet {
     return `/namespaces/${enc(this.namespace)}/experiments/${enc(this.name)}/trial-table?${q}`;
   }
 
-  /** Everything, a page at a time (one page holds 10,000 trials). */
+  /** Everything, a page at a time (one page holds 20,000 trials). */
   async load() {
-    let body = await api(this.url({ limit: "10000" }));
+    let body = await api(this.url({ limit: "20000" }));
     this.absorb(body);
     while (!body.complete) {
-      body = await api(this.url({ limit: "10000", after: this.cursor }));
+      body = await api(this.url({ limit: "20000", after: this.cursor }));
       this.absorb(body, true);
     }
   }
