@@ -339,6 +339,8 @@ def render(args: argparse.Namespace, k: list[dict[str, float]], c: list[dict[str
     rows = [
         ("table + history drawn (mark)", ms(median(k, "first_ms")), "", "≤ 1 s",
          median(k, "first_ms") <= 1000),
+        ("… first run only (server's answer cache cold)", ms(k[0]["first_ms"]),
+         ms(o[0]["dom_ms"]) if o else "", "≤ 1 s", k[0]["first_ms"] <= 1000),
         ("table + history drawn (DOM polled; optuna: its history plot)", ms(median(k, "dom_ms")),
          ms(median(o, "dom_ms")) if o else "", "≤ 1 s", median(k, "dom_ms") <= 1000),
         ("trials table drawn (optuna: its Trials (List) page)", ms(median(k, "table_ms")),
@@ -355,6 +357,8 @@ def render(args: argparse.Namespace, k: list[dict[str, float]], c: list[dict[str
          kb(median(o, "update_bytes")) if o else "", "≤ 50 kB", median(k, "update_bytes") <= 50e3),
         ("compare, 3 experiments: curves + best + diff", ms(median(c, "compare_ms")), "", "≤ 2 s",
          median(c, "compare_ms") <= 2000),
+        ("… first run only (server's answer cache cold)", ms(c[0]["compare_ms"]), "", "≤ 2 s",
+         c[0]["compare_ms"] <= 2000),
         ("compare: bytes until then", kb(median(c, "compare_bytes")), "", "", None),
         ("compare: also importances + distributions", ms(median(c, "compare_all_ms")), "", "",
          None),

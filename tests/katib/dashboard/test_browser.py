@@ -166,7 +166,10 @@ def test_experiment_page_plots_and_csv_export(page: Any, server: DashboardServer
     assert f"{len(rows) - 1} of 60 trials" in page.inner_text("section[aria-label=Trials]"), shown
     for tab in ("importance", "slice", "contour", "curves"):
         page.click(f"#tab-{tab}")
-        selector = {"curves": "[data-plot=curves] canvas"}.get(tab, "#plotpanel .main-svg")
+        selector = {
+            "curves": "[data-plot=curves] canvas",
+            "importance": "[data-plot=importance] .barrow",
+        }.get(tab, "#plotpanel .main-svg")
         page.wait_for_selector(selector, timeout=30_000)
         shot(page, f"experiment-plot-{tab}")
     shot(page, "experiment")
@@ -184,8 +187,9 @@ def test_compare_two_experiments(page: Any, server: DashboardServer) -> None:
     assert "algorithm" in diff and "random" in diff and "tpe" in diff
     assert page.locator("#cmp-trials canvas").count() == 1
     assert page.locator("#cmp-time canvas").count() == 1
-    page.wait_for_selector("[data-plot=importance-compare] .main-svg", timeout=30_000)
-    page.wait_for_selector("[data-plot=dist-x1] .main-svg", timeout=30_000)
+    page.wait_for_selector("[data-plot=importance-compare] .barrow", timeout=30_000)
+    page.wait_for_selector("[data-plot=dist-x1] svg rect", timeout=30_000)
+    page.wait_for_selector("[data-plot=dist-optimizer] .stack span")
     shot(page, "compare")
     # The selection is in the URL: the same link opens the same comparison.
     url = page.url

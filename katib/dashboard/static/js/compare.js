@@ -140,14 +140,14 @@ export async function render(main, { query }) {
   performance.mark("katib:compare");
 
   // Heavier: importances and distributions, once Plotly is loaded.
-  const impBox = h("div", { class: "chart", "data-plot": "importance-compare" });
+  const impBox = h("div", { "data-plot": "importance-compare" });
   const distBox = h("div");
   main.append(h("h2", {}, "Parameter importance"), h("div", { class: "panel" }, impBox), h("h2", {}, "Parameter distributions"), distBox);
-  const P = await import("./plots.js");
+  const B = await import("./bars.js");
   const imps = await Promise.all(sets.map((s) => api(`/namespaces/${enc(s.t.namespace)}/experiments/${enc(s.t.name)}/importance`).catch(() => ({ importances: [] }))));
-  const groups = sets.map((s, k) => ({ label: s.label, importances: imps[k].importances })).filter((g) => g.importances.length);
-  if (groups.length) await P.importanceBars(impBox, groups); else impBox.append(h("p", { class: "muted" }, "Not enough finished trials yet."));
-  await P.distributions(distBox, sets);
+  const groups = sets.map((s, k) => ({ label: s.label, color: s.color, importances: imps[k].importances })).filter((g) => g.importances.length);
+  if (groups.length) B.importanceBars(impBox, groups); else impBox.append(h("p", { class: "muted" }, "Not enough finished trials yet."));
+  B.distributions(distBox, sets);
   performance.mark("katib:compare-all");
   return undefined;
 }

@@ -178,13 +178,14 @@ export async function render(main, { namespace, name }) {
       clear(panel);
       const method = h("select", { id: "impmethod", onchange: () => { plotState.method = method.value; drawPlot(true); } },
         [["ped-anova", "PED-ANOVA"], ["fanova", "fANOVA"], ["mean-decrease-impurity", "Random forest (MDI)"]].map(([v, l]) => h("option", { value: v, selected: v === plotState.method }, l)));
-      const box = h("div", { class: "chart", "data-plot": "importance" });
+      const box = h("div", { "data-plot": "importance" });
       panel.append(h("label", { for: "impmethod" }, "Evaluator (Optuna)", method), box);
       box.append(h("p", { class: "muted" }, "Computing…"));
       const imp = await api(`${base}/importance?method=${plotState.method}`);
       clear(box);
       if (!imp.importances.length) { box.append(h("p", { class: "muted" }, imp.detail)); return; }
-      await P.importanceBars(box, [{ label: name, importances: imp.importances }]);
+      const B = await import("./bars.js");
+      B.importanceBars(box, [{ label: name, importances: imp.importances }]);
     } else if (active === "slice") {
       await P.slices(panel, t, objectiveName, rows);
     } else if (active === "contour") {

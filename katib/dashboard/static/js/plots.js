@@ -1,7 +1,6 @@
 // Heavier plots, drawn after the table and history: parallel coordinates (our own canvas,
-// brushable), and Plotly (cartesian bundle, loaded on first use) for slices, contours,
-// importance bars and distributions.
-import { PALETTE, clear, fmt, h } from "./dom.js";
+// brushable), and Plotly (cartesian bundle, loaded on first use) for slices and contours.
+import { clear, fmt, h } from "./dom.js";
 
 let plotly = null;
 /** Load the vendored Plotly once (about 500 KB compressed), after the first paint. */
@@ -73,37 +72,6 @@ export async function contour(el, t, objectiveName, rows, px, py, maximize) {
     { type: "contour", x: gx, y: gy, z: gz, colorscale: "Viridis", reversescale: !maximize, contours: { coloring: "heatmap" }, colorbar: { title: { text: objectiveName } }, hovertemplate: `${px} %{x}<br>${py} %{y}<br>${objectiveName} ≈ %{z}<extra></extra>` },
     { type: "scatter", mode: "markers", x, y, text: idx.map((i) => c.name[i]), marker: { size: 4, color: "#ffffff", line: { width: 0.5, color: "#333" } }, hovertemplate: "%{text}<extra></extra>", showlegend: false },
   ], { title: { text: `${objectiveName} over ${px} × ${py}` }, height: 460, xaxis: { title: { text: px } }, yaxis: { title: { text: py } } });
-}
-
-/** Horizontal bars of importance, several experiments side by side. */
-export async function importanceBars(el, groups) {
-  const names = [...new Set(groups.flatMap((g) => g.importances.map((x) => x.name)))];
-  await plot(el, groups.map((g, k) => ({
-    type: "bar", orientation: "h", name: g.label, marker: { color: PALETTE[k % PALETTE.length] },
-    y: names, x: names.map((n) => (g.importances.find((x) => x.name === n) || { importance: 0 }).importance),
-  })), { title: { text: "Parameter importance" }, barmode: "group", height: 120 + 34 * names.length * Math.max(1, groups.length / 2), xaxis: { title: { text: "importance (normalized)" }, range: [0, 1] }, yaxis: { automargin: true } });
-}
-
-/** Each parameter's sampled values per experiment, side by side. */
-export async function distributions(el, sets) {
-  clear(el);
-  const params = [...new Set(sets.flatMap((s) => s.t.parameters.map((p) => p.name)))];
-  const boxes = params.map((name) => h("div", { class: "chart", "data-plot": `dist-${name}` }));
-  el.append(h("div", { class: "grid3" }, boxes));
-  for (const [j, name] of params.entries()) {
-    const box = boxes[j];
-    const numeric = sets.every((s) => (s.t.parameters.find((p) => p.name === name) || { numeric: true }).numeric);
-    const traces = sets.map((s, k) => {
-      // Quartiles of 2,000 evenly spaced trials are as good as of all, and cheaper to draw.
-      const all = s.t.cols.params[name] || [];
-      const every = Math.max(1, Math.ceil(all.length / 2000));
-      const values = numeric ? all.filter((_, i) => i % every === 0) : all;
-      return numeric
-        ? { type: "box", name: s.label, y: values, boxmean: true, boxpoints: false, marker: { color: PALETTE[k % PALETTE.length] } }
-        : { type: "histogram", name: s.label, x: values, histnorm: "probability", marker: { color: PALETTE[k % PALETTE.length] } };
-    });
-    await plot(box, traces, { title: { text: name }, height: 280, showlegend: sets.length > 1 && !numeric, barmode: "group" });
-  }
 }
 
 // Parallel coordinates ----------------------------------------------------------------------
