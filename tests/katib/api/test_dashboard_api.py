@@ -300,3 +300,22 @@ def test_archive_is_audited(client: TestClient, tokens: Tokens, storage: Storage
     assert client.post(f"{NS}/experiments/old/archive", headers=editor).status_code == 200
     items = client.get("/api/v1/audit", headers=bearer(tokens.owner())).json()["items"]
     assert items[0]["action"] == "experiment.archive"
+
+
+def test_a_settled_experiment_answers_from_memory_until_it_changes(
+    client: TestClient, tokens: Tokens, storage: Storage
+) -> None:
+    """The answer about an experiment whose trials all finished is kept, and dropped as soon
+    as a trial is added or one is unfinished again."""
+    seed(storage, "big", 800, curves=0)
+    viewer = bearer(tokens.viewer())
+    url = f"{NS}/experiments/big/trial-table"
+    first = client.get(url, headers=viewer).json()
+    assert client.get(url, headers=viewer).json() == first
+    record = storage.get_experiment("default", "big")
+    added = storage.create_trial(record, {"x1": "1", "x2": "2", "lr": "0.01", "optimizer": "sgd"})
+    second = client.get(url, headers=viewer).json()
+    assert second["trials"]["id"][-1] == added.id and second["trials"]["state"][-1] == "Created"
+    storage.update_trial(added.id, state=TrialState.SUCCEEDED, objective=0.25)
+    third = client.get(url, headers=viewer).json()
+    assert third["trials"]["state"][-1] == "Succeeded" and third["trials"]["objective"][-1] == 0.25
