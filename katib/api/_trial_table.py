@@ -58,11 +58,15 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _reduce(summary: dict[str, float] | None, strategy: str) -> float | None:
-    if not summary:
-        return None
-    value = summary.get(strategy, summary.get("latest"))
-    return _finite(None if value is None else float(value))
+def wanted(experiment: ExperimentRecord) -> tuple[list[str], dict[str, str]]:
+    """The parameters, and the metrics but the objective with the summary (min, max,
+    latest) that their strategy reduces them to, that :func:`columns` shows."""
+    objective = experiment.spec.spec.objective
+    names = objective.all_metric_names() if objective else []
+    others = {m: objective.strategy_for(m) if objective else "latest" for m in names[1:]}
+    return list(numeric_parameters(experiment)), {
+        m: how if how in ("min", "max") else "latest" for m, how in others.items()
+    }
 
 
 def columns(experiment: ExperimentRecord, trials: TrialColumns) -> dict[str, Any]:
@@ -71,14 +75,12 @@ def columns(experiment: ExperimentRecord, trials: TrialColumns) -> dict[str, Any
     Times are milliseconds since the experiment's creation; ``metrics`` has every metric but
     the objective, whose reduced value is ``objective``.
     """
-    objective = experiment.spec.spec.objective
-    names = objective.all_metric_names() if objective else []
-    others = {m: objective.strategy_for(m) if objective else "latest" for m in names[1:]}
     numeric = numeric_parameters(experiment)
     origin = experiment.created_at
     params: dict[str, list[Any]] = {}
+    n = len(trials)
     for name, is_numeric in numeric.items():
-        raw = [a.get(name) for a in trials.assignments]
+        raw = trials.params.get(name, [None] * n)
         params[name] = [_number(v) for v in raw] if is_numeric else raw
     return {
         "id": trials.id,
@@ -89,9 +91,7 @@ def columns(experiment: ExperimentRecord, trials: TrialColumns) -> dict[str, Any
         "started": [_ms(t, origin) for t in trials.started_at],
         "completed": [_ms(t, origin) for t in trials.completed_at],
         "params": params,
-        "metrics": {
-            m: [_reduce(x.get(m), how) for x in trials.metrics] for m, how in others.items()
-        },
+        "metrics": {m: [_finite(v) for v in values] for m, values in trials.metrics.items()},
     }
 
 

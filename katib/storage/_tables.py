@@ -6,14 +6,13 @@ trials asked for.
 
 from __future__ import annotations
 
-import json
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, case, cast, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from katib.records import TrialRecord
@@ -37,9 +36,10 @@ class TrialColumns:
     created_at: list[float] = field(default_factory=list)
     started_at: list[float | None] = field(default_factory=list)
     completed_at: list[float | None] = field(default_factory=list)
-    assignments: list[dict[str, str]] = field(default_factory=list)
-    #: Each trial's metric summaries: ``{name: {"min", "max", "latest"}}``.
-    metrics: list[dict[str, dict[str, float]]] = field(default_factory=list)
+    #: Each asked-for parameter's values, as assigned (strings; None where unassigned).
+    params: dict[str, list[str | None]] = field(default_factory=dict)
+    #: Each asked-for metric's summary value (None where not reported).
+    metrics: dict[str, list[float | None]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.id)
@@ -112,6 +112,8 @@ class TrialTableStore:
         self,
         experiment_id: int,
         *,
+        parameters: Sequence[str] = (),
+        metrics: Mapping[str, str] | None = None,
         after: int | None = None,
         limit: int = 10_000,
         ids: Sequence[int] | None = None,
@@ -119,10 +121,19 @@ class TrialTableStore:
         """Trials of the experiment as columns, in id order: those after the id ``after`` (up
         to ``limit``), or those among ``ids``.
 
-        The fastest read of many trials: only the columns a table shows, and the JSON columns
-        decoded in one pass rather than row by row.
+        The fastest read of many trials: only the columns a table shows, with the parameter
+        values and metric summaries taken out of their JSON by the database itself.
+
+        Args:
+            experiment_id: The experiment.
+            parameters: The parameters whose values to read (as the strings assigned).
+            metrics: Metric name -> which summary to read (``min``, ``max`` or ``latest``).
+            after: Only trials with a larger id.
+            limit: Most trials read.
+            ids: Only these trials (at most 500; ``after`` is then ignored).
         """
-        query = select(
+        wanted_metrics = dict(metrics or {})
+        columns: list[Any] = [
             TrialRow.id,
             TrialRow.name,
             TrialRow.state,
@@ -130,12 +141,12 @@ class TrialTableStore:
             TrialRow.created_at,
             TrialRow.started_at,
             TrialRow.completed_at,
-            cast(TrialRow.assignments, Text),
-            cast(TrialRow.metrics, Text),
-        ).where(TrialRow.experiment_id == experiment_id)
+        ]
+        columns += [TrialRow.assignments[p].as_string() for p in parameters]
+        columns += [TrialRow.metrics[(m, how)].as_float() for m, how in wanted_metrics.items()]
+        query = select(*columns).where(TrialRow.experiment_id == experiment_id)
         if ids is not None:
-            wanted = sorted(set(ids))[:_CHUNK]
-            query = query.where(TrialRow.id.in_(wanted))
+            query = query.where(TrialRow.id.in_(sorted(set(ids))[:_CHUNK]))
         elif after is not None:
             query = query.where(TrialRow.id > after)
         query = query.order_by(TrialRow.id).limit(limit)
@@ -145,23 +156,24 @@ class TrialTableStore:
             result = s.connection().execute(query)
             rows = result.cursor.fetchall() if result.cursor is not None else []
             result.close()
-        out = TrialColumns()
-        texts: list[str] = []
-        for r in rows:
-            out.id.append(int(r[0]))
-            out.name.append(r[1])
-            out.state.append(r[2])
-            out.objective.append(r[3])
-            out.created_at.append(r[4])
-            out.started_at.append(r[5])
-            out.completed_at.append(r[6])
-            texts.append(r[7] or "{}")
-            texts.append(r[8] or "{}")
-        decoded = json.loads("[" + ",".join(texts) + "]") if texts else []
-        out.assignments = decoded[0::2]
-        out.metrics = decoded[1::2]
+        fields = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+        out = TrialColumns(
+            id=list(fields[0]),
+            name=list(fields[1]),
+            state=list(fields[2]),
+            objective=list(fields[3]),
+            created_at=list(fields[4]),
+            started_at=list(fields[5]),
+            completed_at=list(fields[6]),
+        )
+        k = 7
+        for p in parameters:
+            out.params[p] = list(fields[k])
+            k += 1
+        for m in wanted_metrics:
+            out.metrics[m] = [None if v is None else float(v) for v in fields[k]]
+            k += 1
         return out
-
 
     def trial_fingerprint(self, experiment_id: int) -> tuple[int, int, int]:
         """``(trials, largest id, unfinished trials)`` of the experiment, in one cheap query.

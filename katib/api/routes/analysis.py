@@ -20,6 +20,7 @@ from katib.api._auth import Role
 from katib.api._importance import METHODS, ImportanceUnavailableError, importance
 from katib.api._problems import InvalidRequestError
 from katib.api._trial_table import table_json
+from katib.api._trial_table import wanted as wanted_columns
 from katib.api.deps import PrincipalDep, StorageDep
 from katib.api.routes._common import MAX_ID, After, Name, Namespace, problems
 from katib.api.routes.experiments import experiment_for
@@ -136,8 +137,15 @@ def trial_table(
                 if cached is not None:
                     _answers.move_to_end(key)
                     return cached.response(request)
-    trials = storage.trial_columns(record.id, after=after, limit=limit)
-    refreshed = storage.trial_columns(record.id, ids=wanted) if wanted else TrialColumns()
+    parameters, metrics = wanted_columns(record)
+    trials = storage.trial_columns(
+        record.id, parameters=parameters, metrics=metrics, after=after, limit=limit
+    )
+    refreshed = (
+        storage.trial_columns(record.id, parameters=parameters, metrics=metrics, ids=wanted)
+        if wanted
+        else TrialColumns()
+    )
     body = table_json(
         record,
         trials,

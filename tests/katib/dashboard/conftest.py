@@ -166,9 +166,12 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 def shot(page: Any, name: str) -> None:
-    """Save a full-page screenshot as a test artifact."""
+    """Save a full-page screenshot as a test artifact; the page must not be wider than the
+    1280-pixel window (wide tables scroll inside their own box)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 1280, f"{name}: the page is {width} pixels wide at 1280×720"
 
 
 def sign_in(page: Any, server: DashboardServer, token: str, where: str = "/experiments") -> None:

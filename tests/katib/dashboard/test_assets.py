@@ -66,3 +66,29 @@ def test_the_wheel_carries_the_dashboard(tmp_path: Path) -> None:
         if path.is_file():
             assert f"katib/dashboard/static/{path.relative_to(STATIC).as_posix()}" in names, path
     assert "katib/storage/migrations/versions/0003_dashboard.py" in names
+
+
+def _luminance(color: str) -> float:
+    rgb = [int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_text_colors_have_readable_contrast() -> None:
+    """WCAG AA (4.5:1) for every text color of the stylesheet on the backgrounds it is used on."""
+    css = (STATIC / "app.css").read_text()
+    var = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{6})", css))
+    pairs = [
+        ("fg", "bg"), ("fg", "panel"), ("muted", "bg"), ("muted", "panel"), ("accent", "bg"),
+        ("accent-fg", "accent"), ("ok", "bg"), ("bad", "bg"), ("warn", "bg"), ("fg", "best"),
+    ]
+    for text, background in pairs:
+        ratio = _contrast(var[text], var[background])
+        assert ratio >= 4.5, f"--{text} on --{background}: {ratio:.2f}"
+    assert _contrast("#ffffff", "#102a43") >= 4.5  # the header
+    assert _contrast("#1b1f24", "#eef4ff") >= 4.5  # a hovered row

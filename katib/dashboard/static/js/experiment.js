@@ -243,7 +243,9 @@ export async function render(main, { namespace, name }) {
   drawHistory();
   performance.mark("katib:history");
   drawSide(t.status);
-  requestAnimationFrame(() => setTimeout(() => drawPlot(true), 0));
+  // The plots below come once the browser is idle, after the table and history are shown.
+  const later = window.requestIdleCallback || ((fn) => setTimeout(fn, 50));
+  later(() => drawPlot(true), { timeout: 1000 });
 
   let condition = t.status.condition;
   let idle = 0;

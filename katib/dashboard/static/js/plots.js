@@ -118,21 +118,32 @@ export function parallel(el, t, { objectiveName, maximize, logParams, rows, onBr
   }
   const obj = axes[axes.length - 1];
   const keep = new Set(rows);
+  const BUCKETS = 24;
+  const colors = Array.from({ length: BUCKETS }, (_, b) => viridis(b / (BUCKETS - 1)));
   const draw = () => {
     g.clearRect(0, 0, W, H);
     g.lineWidth = 1;
-    const order = [...Array(t.size).keys()].filter((i) => c.objective[i] !== null);
-    // Worst first, so that the best lines end on top.
-    order.sort((a, b) => (maximize ? c.objective[a] - c.objective[b] : c.objective[b] - c.objective[a]));
-    g.globalAlpha = order.length > 2000 ? 0.25 : 0.6;
-    for (const i of order) {
+    // One path per color: lines are grouped in 24 objective bands (and one for the lines the
+    // filters leave out), drawn worst first so that the best end on top.
+    const paths = Array.from({ length: BUCKETS + 1 }, () => new Path2D());
+    for (let i = 0; i < t.size; i++) {
       const v = c.objective[i];
+      if (v === null) continue;
       const u = (obj.y(v) - bottom) / (top - bottom);
-      g.strokeStyle = keep.has(i) ? viridis(maximize ? u : 1 - u) : "#d0d7de";
-      g.beginPath();
-      axes.forEach((a, k) => { const y = a.y(a.values[i]); if (y === null) return; if (k === 0) g.moveTo(xs[k], y); else g.lineTo(xs[k], y); });
-      g.stroke();
+      const band = keep.has(i) ? Math.round((maximize ? u : 1 - u) * (BUCKETS - 1)) : BUCKETS;
+      const path = paths[band];
+      let started = false;
+      for (let k = 0; k < axes.length; k++) {
+        const y = axes[k].y(axes[k].values[i]);
+        if (y === null) continue;
+        if (started) path.lineTo(xs[k], y); else { path.moveTo(xs[k], y); started = true; }
+      }
     }
+    g.globalAlpha = t.size > 2000 ? 0.3 : 0.6;
+    g.strokeStyle = "#d0d7de";
+    g.stroke(paths[BUCKETS]);
+    const order = [...Array(BUCKETS).keys()];
+    for (const band of order) { g.strokeStyle = colors[band]; g.stroke(paths[band]); }
     g.globalAlpha = 1;
     g.fillStyle = "#1b1f24"; g.strokeStyle = "#1b1f24"; g.font = "12px system-ui, sans-serif"; g.textAlign = "center";
     axes.forEach((a, k) => {
