@@ -99,8 +99,25 @@ def page() -> bytes:
     return template.replace("{{static}}", f"/static/{version()}").encode()
 
 
+_warming: threading.Thread | None = None
+
+
+def _warm() -> None:
+    for path in _files():
+        asset(path.relative_to(STATIC).as_posix())
+
+
 def mount_dashboard(app: FastAPI) -> None:
-    """Serve the dashboard at ``/`` and its assets at ``/static/...`` on ``app``."""
+    """Serve the dashboard at ``/`` and its assets at ``/static/...`` on ``app``.
+
+    The assets are compressed in a background thread right away (once per process), so that
+    the first visitor does not wait for it.
+    """
+    global _warming
+    with _lock:
+        if _warming is None:
+            _warming = threading.Thread(target=_warm, name="dashboard-assets", daemon=True)
+            _warming.start()
 
     @app.get("/", include_in_schema=False)
     def index(request: Request) -> Response:

@@ -240,3 +240,19 @@ def test_owner_gives_and_revokes_access(page: Any, server: DashboardServer) -> N
     sign_in(page, server, ADMIN_TOKEN, "/access")
     page.wait_for_selector("#audit td:text('token.revoke')")
     assert "token.create" in page.inner_text("#audit")
+
+
+def test_a_revoked_token_is_signed_out(page: Any, server: DashboardServer) -> None:
+    import httpx
+
+    page.console.allow(r"status of 401")  # the revoked token's refusal, on purpose
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    made = httpx.post(f"{server.url}/api/v1/tokens", headers=admin,
+                      json={"name": "temp", "namespace": "default", "role": "editor"}).json()
+    sign_in(page, server, made["token"], "/experiments")
+    page.wait_for_selector("a:text('cmp-a')")
+    revoked = httpx.delete(f"{server.url}/api/v1/tokens/{made['id']}", headers=admin)
+    assert revoked.status_code == 204
+    page.reload()
+    page.wait_for_selector("#token")
+    assert page.evaluate("sessionStorage.getItem('katib.token')") is None

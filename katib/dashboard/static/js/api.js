@@ -1,7 +1,11 @@
 // The REST API with the signed-in token. The token lives in sessionStorage (this tab, until
 // it closes), is sent only in the Authorization header, and never appears in a URL.
 const KEY = "katib.token";
-let principal = null;
+// Who the token is (name, role, namespace: nothing secret), kept beside it so that a reload
+// draws the page at once while /whoami checks the token again.
+const WHO = "katib.principal";
+let principal = JSON.parse(sessionStorage.getItem(WHO) || "null");
+let checked = null;
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -15,7 +19,9 @@ export function token() { return sessionStorage.getItem(KEY); }
 
 export function signOut() {
   sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem(WHO);
   principal = null;
+  checked = null;
 }
 
 /** Check a token with /whoami; keep it if it works. */
@@ -24,13 +30,20 @@ export async function signIn(value) {
   if (!res.ok) throw new ApiError(res.status, await body(res));
   principal = await res.json();
   sessionStorage.setItem(KEY, value);
+  sessionStorage.setItem(WHO, JSON.stringify(principal));
   return principal;
 }
 
+/** The token's principal: the kept one at once (checked again in the background, once per
+ * page load), else from /whoami. */
 export async function whoami() {
-  if (principal) return principal;
-  principal = await api("/whoami");
-  return principal;
+  checked ||= api("/whoami").then((p) => {
+    principal = p;
+    sessionStorage.setItem(WHO, JSON.stringify(p));
+    return p;
+  });
+  if (principal) { checked.catch(() => {}); return principal; }
+  return checked;
 }
 
 async function body(res) {
