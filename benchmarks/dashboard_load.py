@@ -10,8 +10,9 @@ browser context (empty cache) in Debian's Chromium, 1280×720, and measures:
 
 * time to table + history: from navigation start until both are drawn (Katib: the page's
   ``katib:history`` performance mark, set after the table and then the history plot are in
-  the DOM; optuna-dashboard: until its history plot has points and its trial table has rows,
-  seen by polling the DOM, as for Katib's ``…(DOM)`` column);
+  the DOM; optuna-dashboard, whose trial table is a page of its own: until its history plot
+  has points, and separately until its Trials (List) page has rows), both also seen by a
+  MutationObserver in the page (the ``observer`` row);
 * bytes on the wire (encoded sizes from the DevTools protocol) until then, and once the page
   is idle;
 * the longest task (PerformanceObserver ``longtask``) until idle;
@@ -55,6 +56,21 @@ TOKEN = "bench-admin-token-0123456789abcdef"
 CHROMIUM = os.environ.get("KATIB_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Records, in the page, when every selector in window.__want first matches (or, for a
+# [selector, n] pair, matches n elements), seen by a MutationObserver:
+# the same clock for both dashboards, without the test driver's polling delay.
+SEEN = """
+window.__seen = null;
+new MutationObserver((_, observer) => {
+  const want = window.__want || [];
+  const found = (w) => (Array.isArray(w) ? document.querySelectorAll(w[0]).length >= w[1]
+                                          : document.querySelector(w) !== null);
+  if (window.__seen === null && want.length && want.every(found)) {
+    window.__seen = performance.now();
+    observer.disconnect();
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
 LONGTASKS = """
 window.__long = [];
 new PerformanceObserver((list) => {
@@ -97,13 +113,17 @@ class Wire:
 
 def katib_run(browser: Any, url: str, db: Storage, experiment_id: int, n: int) -> dict[str, float]:
     context = browser.new_context(viewport={"width": 1280, "height": 720})
-    context.add_init_script(f"sessionStorage.setItem('katib.token', '{TOKEN}');" + LONGTASKS)
+    want = "window.__want = ['#history canvas', 'table[aria-label=Trials] tbody tr'];"
+    context.add_init_script(
+        f"sessionStorage.setItem('katib.token', '{TOKEN}');" + want + SEEN + LONGTASKS
+    )
     page = context.new_page()
     wire = Wire(context, page)
     page.goto(f"{url}/#/experiments/default/bench-a")
     page.wait_for_selector("#history canvas", timeout=120_000)
     page.wait_for_selector("table[aria-label=Trials] tbody tr")
-    dom_ms = page.evaluate("() => performance.now()")
+    page.wait_for_function("() => window.__seen !== null")
+    dom_ms = page.evaluate("() => window.__seen")
     first_bytes = wire.total()
     mark = page.evaluate("() => performance.getEntriesByName('katib:history')[0].startTime")
     table_mark = page.evaluate("() => performance.getEntriesByName('katib:table')[0].startTime")
@@ -151,12 +171,15 @@ def compare_run(browser: Any, url: str) -> dict[str, float]:
 
 def optuna_run(browser: Any, url: str, study: Any, n: int) -> dict[str, float]:
     context = browser.new_context(viewport={"width": 1280, "height": 720})
-    context.add_init_script(LONGTASKS)
+    context.add_init_script(
+        "window.__want = ['#plot-history .scatterlayer .point'];" + SEEN + LONGTASKS
+    )
     page = context.new_page()
     wire = Wire(context, page)
     page.goto(f"{url}/dashboard/studies/{study._study_id}")
     page.wait_for_selector("#plot-history .scatterlayer .point", timeout=180_000)
-    dom_ms = page.evaluate("() => performance.now()")
+    page.wait_for_function("() => window.__seen !== null")
+    dom_ms = page.evaluate("() => window.__seen")
     first_bytes = wire.total()
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(1500)
@@ -176,11 +199,13 @@ def optuna_run(browser: Any, url: str, study: Any, n: int) -> dict[str, float]:
     context.close()
     # Its trial table is a page of its own (Trials (List)): timed in a fresh context too.
     context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context.add_init_script(
+        "window.__want = [['.MuiListItemButton-root', 20]];" + SEEN
+    )
     page = context.new_page()
     page.goto(f"{url}/dashboard/studies/{study._study_id}/trials")
-    page.wait_for_function(
-        "() => document.querySelectorAll('.MuiListItemButton-root').length > 20", timeout=180_000)
-    list_ms = page.evaluate("() => performance.now()")
+    page.wait_for_function("() => window.__seen !== null", timeout=180_000)
+    list_ms = page.evaluate("() => window.__seen")
     context.close()
     return {"first_ms": dom_ms, "dom_ms": dom_ms, "list_ms": list_ms, "first_bytes": first_bytes,
             "idle_bytes": idle_bytes, "longest_ms": longest, "update_s": update_s,
@@ -293,6 +318,11 @@ def main() -> int:
         optuna_runs: list[dict[str, float]] = []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            # A first page in a new browser pays for starting its renderer: not either
+            # dashboard's cost.
+            warm = browser.new_context()
+            warm.new_page().goto("data:text/html,<title>warm</title><p>warm")
+            warm.close()
             for r in range(args.runs):
                 k = katib_run(browser, url, db, ids[0], args.trials + r)
                 katib_runs.append(k)
@@ -341,7 +371,7 @@ def render(args: argparse.Namespace, k: list[dict[str, float]], c: list[dict[str
          median(k, "first_ms") <= 1000),
         ("… first run only (server's answer cache cold)", ms(k[0]["first_ms"]),
          ms(o[0]["dom_ms"]) if o else "", "≤ 1 s", k[0]["first_ms"] <= 1000),
-        ("table + history drawn (DOM polled; optuna: its history plot)", ms(median(k, "dom_ms")),
+        ("table + history in the DOM (observer; optuna: its history plot)", ms(median(k, "dom_ms")),
          ms(median(o, "dom_ms")) if o else "", "≤ 1 s", median(k, "dom_ms") <= 1000),
         ("trials table drawn (optuna: its Trials (List) page)", ms(median(k, "table_ms")),
          ms(median(o, "list_ms")) if o else "", "", None),
