@@ -16,7 +16,7 @@ from katib.records import ExperimentCondition, TrialState
 from katib.spec import parse_experiment
 from katib.storage import Storage
 from tests.katib.api.conftest import TestClient, Tokens, bearer, experiment_doc
-from tests.katib.dashboard.seed import seed
+from tests.katib.dashboard.seed import seed, set_row
 
 NS = "/api/v1/namespaces/default"
 ROLES = ("viewer", "editor", "owner", "admin")
@@ -29,7 +29,7 @@ def world(storage: Storage) -> dict[str, Any]:
     seed(storage, "seeded", 40, curves=10)
     live = storage.create_experiment(parse_experiment(experiment_doc("live")))
     trial = storage.create_trial(live, {"x": "0.5"})
-    storage.update_trial(trial.id, state=TrialState.RUNNING)
+    set_row(storage, "trials", trial.id, state=TrialState.RUNNING.value)
     seed(storage, "secret", 5, namespace="team-b")
     return {"live": live, "trial": trial}
 
@@ -230,7 +230,7 @@ def test_trial_table_is_columns_and_updates_incrementally(
     live, trial = world["live"], world["trial"]
     first = client.get(f"{NS}/experiments/live/trial-table", headers=viewer).json()
     assert first["trials"]["state"] == ["Running"]
-    storage.update_trial(trial.id, state=TrialState.SUCCEEDED, objective=0.5)
+    set_row(storage, "trials", trial.id, state=TrialState.SUCCEEDED.value, objective=0.5)
     storage.create_trial(live, {"x": "0.7"})
     poll = client.get(
         f"{NS}/experiments/live/trial-table?after={first['cursor']}&refresh={trial.id}",
@@ -295,7 +295,7 @@ def test_the_dashboard_is_served_compressed_and_cached(client: TestClient) -> No
 
 def test_archive_is_audited(client: TestClient, tokens: Tokens, storage: Storage) -> None:
     record = storage.create_experiment(parse_experiment(experiment_doc("old")))
-    storage.update_experiment(record.id, condition=ExperimentCondition.SUCCEEDED)
+    set_row(storage, "experiments", record.id, condition=ExperimentCondition.SUCCEEDED.value)
     editor = bearer(tokens.editor())
     assert client.post(f"{NS}/experiments/old/archive", headers=editor).status_code == 200
     items = client.get("/api/v1/audit", headers=bearer(tokens.owner())).json()["items"]
@@ -316,6 +316,6 @@ def test_a_settled_experiment_answers_from_memory_until_it_changes(
     added = storage.create_trial(record, {"x1": "1", "x2": "2", "lr": "0.01", "optimizer": "sgd"})
     second = client.get(url, headers=viewer).json()
     assert second["trials"]["id"][-1] == added.id and second["trials"]["state"][-1] == "Created"
-    storage.update_trial(added.id, state=TrialState.SUCCEEDED, objective=0.25)
+    set_row(storage, "trials", added.id, state=TrialState.SUCCEEDED.value, objective=0.25)
     third = client.get(url, headers=viewer).json()
     assert third["trials"]["state"][-1] == "Succeeded" and third["trials"]["objective"][-1] == 0.25

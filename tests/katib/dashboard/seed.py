@@ -153,3 +153,13 @@ def seed(storage: Storage, name: str, trials: int, *, seed: int = 0, namespace: 
 
 def new_suffix() -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(8))
+
+
+def set_row(storage: Storage, table: str, row_id: int, **values: Any) -> None:
+    """Set columns of one row as a controller would have (tests drive states this way, below
+    the storage's typed writers)."""
+    meta = MetaData()
+    meta.reflect(storage.engine, only=[table])
+    rows = meta.tables[table]
+    with storage.engine.begin() as conn:
+        conn.execute(update(rows).where(rows.c.id == row_id).values(**values))
