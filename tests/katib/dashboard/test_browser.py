@@ -256,3 +256,38 @@ def test_a_revoked_token_is_signed_out(page: Any, server: DashboardServer) -> No
     page.reload()
     page.wait_for_selector("#token")
     assert page.evaluate("sessionStorage.getItem('katib.token')") is None
+
+
+def test_edit_the_budget_and_stop_a_running_experiment(page: Any, server: DashboardServer) -> None:
+    import httpx
+
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    server.hold.write_text("")
+    try:
+        doc = live_yaml(str(server.hold)).replace("name: live", "name: stoppable")
+        made = httpx.post(f"{server.url}/api/v1/namespaces/default/experiments",
+                          headers={**admin, "Content-Type": "application/yaml"}, content=doc)
+        assert made.status_code == 201, made.text
+        editor = httpx.post(f"{server.url}/api/v1/tokens", headers=admin, json={
+            "name": "eddie", "namespace": "default", "role": "editor"}).json()["token"]
+        sign_in(page, server, editor, "/experiments/default/stoppable")
+        page.wait_for_selector("tr[data-trial] .badge.s-Running", timeout=30_000)
+        assert page.locator("#actions button:text('Delete')").count() == 0  # owners only
+        page.click("summary:text('Edit budget…')")
+        page.fill("input[name=maxTrialCount]", "6")
+        page.click("button:text('Save budget')")
+        page.wait_for_selector("text=budget of stoppable changed")
+        spec = httpx.get(f"{server.url}/api/v1/namespaces/default/experiments/stoppable",
+                         headers=admin).json()["spec"]
+        assert spec["maxTrialCount"] == 6
+        page.wait_for_selector(".card:has-text('/ 6')")  # the page shows the new budget
+        assert "max 6 trials" in page.inner_text("body")
+        page.click("#actions button:text('Stop')")
+        page.wait_for_selector("h1 .badge.s-Succeeded", timeout=30_000)
+        assert page.locator("#actions button:text('Stop')").count() == 0
+        shot(page, "experiment-stopped")
+        audit = httpx.get(f"{server.url}/api/v1/audit?namespace=default", headers=admin).json()
+        done = [(a["action"], a["principal"]["name"]) for a in audit["items"][:3]]
+        assert ("experiment.stop", "eddie") in done and ("experiment.budget", "eddie") in done
+    finally:
+        server.hold.unlink(missing_ok=True)

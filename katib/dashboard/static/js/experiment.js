@@ -33,8 +33,8 @@ export async function render(main, { namespace, name }) {
   const t = new TrialSet(namespace, name);
   const loading = t.load();
   loading.catch(() => {});
-  const exp = await api(base);
-  const spec = exp.spec;
+  let exp = await api(base);
+  let spec = exp.spec;
   const objectiveName = spec.objective.objectiveMetricName;
   const maximize = spec.objective.type === "maximize";
   const logParams = new Set((spec.parameters || []).filter((p) => /log/i.test(p.feasibleSpace?.distribution || "")).map((p) => p.name));
@@ -70,7 +70,10 @@ export async function render(main, { namespace, name }) {
       }) }, "Stop");
       actions.push(b);
     }
-    if (can("editor", namespace)) actions.push(budgetForm(finished));
+    // A finished experiment takes a new budget only as a restart, which its resumePolicy
+    // must allow (Katib's rule; the API refuses otherwise).
+    const resumable = (spec.resumePolicy || "Never") !== "Never";
+    if (can("editor", namespace) && (!finished || resumable)) actions.push(budgetForm(finished));
     if (can("owner", namespace) && finished) {
       const b = h("button", { type: "button", class: "danger", onclick: () => act(b, async () => {
         if (!window.confirm(`Delete experiment ${namespace}/${name} with its ${t.size} trials?`)) return;
@@ -94,6 +97,7 @@ export async function render(main, { namespace, name }) {
         await api(restart ? `${base}/restart` : base, { method: restart ? "POST" : "PATCH", json: body });
         toast(restart ? `${name} restarted` : `budget of ${name} changed`);
         details.open = false;
+        await reloadSpec();
         await tick(true);
       });
     } },
@@ -247,6 +251,15 @@ export async function render(main, { namespace, name }) {
   const later = window.requestIdleCallback || ((fn) => setTimeout(fn, 50));
   later(() => drawPlot(true), { timeout: 1000 });
 
+  /** The spec changes with a budget edit or a restart: read it again and redraw. */
+  async function reloadSpec() {
+    exp = await api(base);
+    spec = exp.spec;
+    drawHeader(t.status);
+    drawCards(t.status);
+    drawSide(t.status);
+  }
+
   let condition = t.status.condition;
   let idle = 0;
   async function tick(force = false) {
@@ -260,7 +273,7 @@ export async function render(main, { namespace, name }) {
     drawCards(t.status);
     if (t.status.condition !== condition) {
       condition = t.status.condition;
-      drawHeader(t.status);
+      await reloadSpec();
       if (FINISHED.has(condition)) toast(`${name} ${condition.toLowerCase()}`);
     }
     drawSide(t.status);
