@@ -6,20 +6,19 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
+from katib._time import rfc3339
 from katib.api import _audit
 from katib.api._auth import ForbiddenError, Role, visible_namespaces
 from katib.api.deps import PrincipalDep, StorageDep
 from katib.api.routes._common import problems
 from katib.api.schemas import NamespaceCreate, NamespaceList, NamespacePublic, WhoAmI
-from katib.storage import ALL_NAMESPACES, NamespaceRecord
+from katib.storage import NamespaceRecord
 from katib.views import token_view
 
 router = APIRouter(prefix="/api/v1", tags=["namespaces"])
 
 
 def namespace_view(record: NamespaceRecord, role: str) -> dict[str, Any]:
-    from katib._time import rfc3339
-
     return {
         "name": record.name,
         "createdAt": rfc3339(record.created_at),
@@ -62,5 +61,3 @@ def create_namespace(
     _audit.record(storage, principal, request.name, "namespace.create", request.name)
     return namespace_view(record, principal.role)
 
-
-__all__ = ["ALL_NAMESPACES", "router"]
