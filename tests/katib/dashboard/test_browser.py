@@ -149,6 +149,8 @@ def test_experiment_page_plots_and_csv_export(page: Any, server: DashboardServer
     page.wait_for_selector("#history canvas")
     page.wait_for_selector("canvas.parcoords")
     assert page.title() == "cmp-a · Katib"
+    page.check("#logy")  # the history on a log scale (every loss is positive)
+    page.wait_for_selector("#history canvas")
     page.click("th button:text('loss (objective)')")  # sort: the best trial comes first
     assert page.get_attribute("table[aria-label=Trials] tbody tr:first-child", "class") == "best"
     # Filter by state and by a parameter range.

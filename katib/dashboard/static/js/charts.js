@@ -15,11 +15,12 @@ function chart(el, opts, data) {
 
 const dots = { show: true, size: 4, width: 0 };
 
-/** Objective per trial (dots) and best so far (step line) against trial number. */
-export function history(el, xs, values, best, label) {
+/** Objective per trial (dots) and best so far (step line) against trial number; ``log``
+ * draws the objective on a log scale (positive values only). */
+export function history(el, xs, values, best, label, log = false) {
   return chart(el, {
     title: "Optimization history",
-    scales: { x: { time: false } },
+    scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
     axes: [{ label: "trial number" }, { label, size: 70 }],
     series: [
       { label: "trial" },

@@ -43,13 +43,15 @@ export async function render(main, { namespace, name }) {
   const header = h("div", { class: "row spread" });
   const cards = h("div", { class: "cards" });
   const historyBox = h("div", { class: "chart", id: "history" });
+  const logY = h("input", { type: "checkbox", id: "logy", onchange: () => { if (hist) hist.destroyAll(); hist = null; drawHistory(); } });
+  const logLabel = h("label", { for: "logy", class: "muted" }, logY, "Log scale");
   const tableBox = h("section", { "aria-label": "Trials" });
   const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Plots" });
   const panel = h("div", { class: "tabpanel", role: "tabpanel", id: "plotpanel" });
   const specBox = h("div", { class: "panel" });
   const condBox = h("div", { class: "panel" });
   const eventsBox = h("div", { class: "panel scroll", style: "max-height: 320px" });
-  main.append(header, cards, h("div", { class: "panel" }, historyBox), h("h2", {}, "Trials"), tableBox,
+  main.append(header, cards, h("div", { class: "panel" }, logLabel, historyBox), h("h2", {}, "Trials"), tableBox,
     h("h2", {}, "Plots"), tabs, panel,
     h("div", { class: "grid2" }, h("section", {}, h("h2", {}, "Spec"), specBox), h("section", {}, h("h2", {}, "Conditions"), condBox)),
     h("h2", {}, "Events"), eventsBox);
@@ -129,8 +131,16 @@ export async function render(main, { namespace, name }) {
     const xs = Array.from({ length: n }, (_, i) => i + 1);
     const values = t.cols.objective.map((v, i) => (t.cols.state[i] === "Succeeded" ? v : null));
     const best = t.bestSoFar(maximize);
-    if (hist) hist.setData([xs, values, best]);
-    else hist = history(historyBox, xs, values, best, objectiveName);
+    // A log scale needs positive values: offered only when every objective is.
+    const positive = values.every((v) => v === null || v > 0);
+    logLabel.hidden = !positive;
+    const log = logY.checked && positive;
+    if (hist && hist.log === log) hist.setData([xs, values, best]);
+    else {
+      if (hist) hist.destroyAll();
+      hist = history(historyBox, xs, values, best, objectiveName, log);
+      hist.log = log;
+    }
   }
 
   function drawSide(status) {
@@ -191,7 +201,7 @@ export async function render(main, { namespace, name }) {
       const B = await import("./bars.js");
       B.importanceBars(box, [{ label: name, importances: imp.importances }]);
     } else if (active === "slice") {
-      await P.slices(panel, t, objectiveName, rows);
+      await P.slices(panel, t, objectiveName, rows, logParams);
     } else if (active === "contour") {
       const numeric = t.parameters.filter((p) => p.numeric).map((p) => p.name);
       clear(panel);

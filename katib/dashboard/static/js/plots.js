@@ -27,7 +27,7 @@ export async function plot(el, traces, layout) {
 }
 
 /** Objective against each parameter, one small plot per parameter. */
-export async function slices(el, t, objectiveName, rows) {
+export async function slices(el, t, objectiveName, rows, logParams = new Set()) {
   clear(el);
   const c = t.cols;
   const idx = rows.filter((i) => c.objective[i] !== null);
@@ -40,7 +40,7 @@ export async function slices(el, t, objectiveName, rows) {
       text: idx.map((i) => c.name[i]),
       marker: { size: 5, color: idx.map((i) => i), colorscale: "Blues", opacity: 0.7, colorbar: { title: { text: "trial #" }, thickness: 10 } },
       hovertemplate: "%{text}<br>%{x}: %{y}<extra></extra>",
-    }], { title: { text: p.name }, height: 280, xaxis: { title: { text: p.name } }, yaxis: { title: { text: objectiveName } } });
+    }], { title: { text: p.name }, height: 280, xaxis: { title: { text: p.name }, type: logParams.has(p.name) ? "log" : "-" }, yaxis: { title: { text: objectiveName } } });
   }
 }
 
