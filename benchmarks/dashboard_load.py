@@ -2,6 +2,9 @@
 
     python benchmarks/dashboard_load.py [--trials 10000] [--runs 5] [--no-optuna] [--append]
 
+Needs ``pip install -e '.[bench]'`` (optuna-dashboard, Playwright) and Debian's Chromium
+(``.ci/chromium.sh``).
+
 In one run: three experiments of ``--trials`` finished trials each are written straight into
 a fresh SQLite database and served by ``katib server``; the same trials (same parameters and
 values, from the same random sequence) go into an Optuna study served by
