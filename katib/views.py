@@ -144,6 +144,8 @@ def token_view(token: TokenRecord) -> dict[str, Any]:
         "role": token.role,
         "createdAt": rfc3339(token.created_at),
         "revokedAt": rfc3339(token.revoked_at),
+        "expiresAt": rfc3339(token.expires_at),
+        "lastUsedAt": rfc3339(token.last_used_at),
     }
 
 

@@ -65,6 +65,8 @@ class LocalProcessLauncher(Launcher):
         self.gpu_pool = GpuPool(gpus)
         self._lock = threading.Lock()
         self._queued: deque[_Queued] = deque()
+        # Parsers compile their regexes once per experiment's metrics, not once per trial.
+        self._parsers: dict[tuple[tuple[str, ...], tuple[str, ...] | None], MetricsParser] = {}
 
     # The launcher interface ------------------------------------------------------------------
 
@@ -198,11 +200,7 @@ class LocalProcessLauncher(Launcher):
         )
         argv = [plan.apply(a) for a in argv]
         env = {k: plan.apply(v) for k, v in env.items()} | plan.env
-        parser = None
-        if plan.parse_stdout:
-            formats = launch.collection.metrics_format
-            parser = MetricsParser(launch.collection.metric_names,
-                                   list(formats) if formats else None)
+        parser = self._parser(launch) if plan.parse_stdout else None
         deadline = (launch.manifest.get("spec") or {}).get("activeDeadlineSeconds")
         return ProcessSpec(
             argv=argv,
@@ -214,6 +212,15 @@ class LocalProcessLauncher(Launcher):
             deadline_seconds=float(deadline) if isinstance(deadline, int | float) else None,
             append_log=launch.attempt > 0,
         )
+
+    def _parser(self, launch: TrialLaunch) -> MetricsParser:
+        key = (tuple(launch.collection.metric_names), launch.collection.metrics_format)
+        parser = self._parsers.get(key)
+        if parser is None:
+            formats = launch.collection.metrics_format
+            parser = MetricsParser(key[0], list(formats) if formats else None)
+            self._parsers[key] = parser
+        return parser
 
     def _checkpoint_mapping(self, launch: TrialLaunch) -> tuple[str, str] | None:
         """(path in the spec, this trial's folder) for algorithms that keep checkpoints (PBT).

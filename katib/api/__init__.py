@@ -1,8 +1,10 @@
-"""The REST API (FastAPI) and the server's background controller.
+"""The REST API (FastAPI).
 
-``create_app(storage, controller=...)`` builds the application; ``katib server`` serves it
-with uvicorn. Layout: ``app.py`` (assembly), ``deps.py`` (storage, principal), ``routes/``
-(one router per resource), ``schemas.py`` (request and response models).
+``create_app(storage, controller=...)`` builds the application around a
+:class:`~katib.controller.BackgroundController` (the one controller loop, in a thread);
+``katib server`` serves it with uvicorn. Layout: ``app.py`` (assembly), ``deps.py``
+(storage, principal), ``routes/`` (one router per resource), ``schemas.py`` (request and
+response models).
 """
 
 from katib.api._bootstrap import ADMIN_TOKEN_ENV, ensure_admin_token

@@ -16,7 +16,17 @@ from starlette.concurrency import run_in_threadpool
 
 from katib.api import _problems
 from katib.api._metrics import LatencyMiddleware, Metrics
-from katib.api.routes import algorithms, experiments, health, observations, tokens, trials
+from katib.api.routes import (
+    algorithms,
+    analysis,
+    audit,
+    experiments,
+    health,
+    namespaces,
+    observations,
+    tokens,
+    trials,
+)
 from katib.controller import BackgroundController
 from katib.storage import Storage
 
@@ -43,6 +53,7 @@ def create_app(
     *,
     controller: BackgroundController | None = None,
     work_dir: str | None = None,
+    dashboard: bool = True,
 ) -> FastAPI:
     """The REST API over ``storage``.
 
@@ -52,6 +63,7 @@ def create_app(
             stopped with the app's lifespan); None serves the API only.
         work_dir: The folder trials of experiments created here run in (default: the
             current folder), as `katib run` runs them beside their file.
+        dashboard: Serve the dashboard's pages and assets at ``/`` too.
     """
 
     @asynccontextmanager
@@ -80,6 +92,11 @@ def create_app(
     app.state.metrics = metrics
     _problems.install(app)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
-    for module in (experiments, trials, observations, algorithms, tokens, health):
+    routers = (experiments, trials, observations, analysis, algorithms, tokens, namespaces, audit)
+    for module in (*routers, health):
         app.include_router(module.router)
+    if dashboard:
+        from katib.dashboard import mount_dashboard
+
+        mount_dashboard(app)
     return app

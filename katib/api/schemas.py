@@ -7,6 +7,7 @@ anything else the object carries passes through.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -261,6 +262,11 @@ class TokenCreate(_Input):
         description="The namespace the role applies to; `*` for admin tokens.",
     )
     role: Literal["viewer", "editor", "owner", "admin"]
+    expires_at: datetime | None = Field(
+        default=None,
+        description="When the token stops working (RFC 3339, in the future); "
+        "absent: when it is revoked.",
+    )
 
 
 class TokenPublic(_Camel):
@@ -270,6 +276,10 @@ class TokenPublic(_Camel):
     role: str
     created_at: str | None
     revoked_at: str | None
+    expires_at: str | None = None
+    last_used_at: str | None = Field(
+        default=None, description="The last request made with it (to the minute)."
+    )
 
 
 class TokenCreated(TokenPublic):
@@ -278,6 +288,111 @@ class TokenCreated(TokenPublic):
 
 class TokenList(BaseModel):
     items: list[TokenPublic]
+
+
+class WhoAmI(TokenPublic):
+    """The token of the request."""
+
+
+# Namespaces and audit ----------------------------------------------------------------------
+
+
+class NamespaceCreate(_Input):
+    name: str = Field(
+        min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
+
+
+class NamespacePublic(_Camel):
+    name: str
+    created_at: str | None = Field(description="None for a namespace no admin created.")
+    created_by: str | None
+    experiments: int
+    tokens: int = Field(description="Live tokens with a role in it.")
+    role: str = Field(description="The role of the request's token in it.")
+
+
+class NamespaceList(BaseModel):
+    items: list[NamespacePublic]
+
+
+class Principal(BaseModel):
+    id: int | None
+    name: str
+
+
+class AuditPublic(BaseModel):
+    id: int
+    time: str
+    namespace: str
+    action: str = Field(description="experiment.create, experiment.stop, token.revoke, ...")
+    target: str
+    principal: Principal
+    detail: dict[str, Any]
+
+
+class AuditList(BaseModel):
+    metadata: ListMeta
+    items: list[AuditPublic]
+
+
+# Dashboard reads ---------------------------------------------------------------------------
+
+
+class TrialColumns(BaseModel):
+    """Arrays of equal length, one entry per trial."""
+
+    id: list[int]
+    name: list[str]
+    state: list[str]
+    objective: list[float | None]
+    created: list[int | None] = Field(description="Milliseconds since `origin`.")
+    started: list[int | None]
+    completed: list[int | None]
+    params: dict[str, list[float | str | None]]
+    metrics: dict[str, list[float | None]] = Field(
+        description="Each metric but the objective, reduced by its strategy (min, max, latest)."
+    )
+
+
+class ParameterColumn(BaseModel):
+    name: str
+    numeric: bool
+
+
+class TableEvent(EventPublic):
+    id: int
+
+
+class TrialTable(BaseModel):
+    experiment: str
+    namespace: str
+    origin: float = Field(description="The experiment's creation (unix seconds).")
+    parameters: list[ParameterColumn]
+    cursor: str | None = Field(description="Pass as `after` to get only newer trials.")
+    complete: bool = Field(description="False: more trials follow; ask again with `after`.")
+    trials: TrialColumns
+    refreshed: TrialColumns = Field(description="The trials asked for with `refresh`.")
+    status: ExperimentStatus
+    events: list[TableEvent]
+    events_cursor: str | None = Field(alias="eventsCursor")
+
+
+class Curves(BaseModel):
+    metric: str
+    curves: dict[str, list[list[float | None]]]
+
+
+class ImportancePublic(BaseModel):
+    name: str
+    importance: float
+
+
+class Importance(BaseModel):
+    method: str
+    trials: int
+    importances: list[ImportancePublic]
+    detail: str
 
 
 class Health(BaseModel):

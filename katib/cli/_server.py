@@ -81,7 +81,10 @@ def server(host: str, port: int, db: str | None) -> None:
     controller = BackgroundController(storage, launcher, logs_root=_logs_root(), api_url=url)
     app = create_app(storage, controller=controller)
     config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=10)
-    _err.print(f"katib server listening on {url} (API docs: {url}/docs)", markup=False)
+    _err.print(
+        f"katib server listening on {url} (dashboard: {url}/, API docs: {url}/docs)",
+        markup=False,
+    )
     # Uvicorn turns SIGTERM into a graceful shutdown (which stops the controller), then
     # raises the signal again under the handler it found: make that one a clean exit.
     previous = signal.signal(signal.SIGTERM, _ignore)

@@ -97,9 +97,6 @@ class RunObserver:
     def experiment_finished(self, run: ExperimentRun) -> None:
         pass
 
-    def message(self, run: ExperimentRun, text: str) -> None:
-        pass
-
 
 class ExperimentRun:
     """Drives one experiment: claim, resume, launch, collect, complete.

@@ -1,5 +1,6 @@
 """Storage of experiments, trials, observation logs, algorithm state and events (SQLAlchemy)."""
 
+from katib.storage._access import AuditRecord, NamespaceRecord
 from katib.storage._engine import (
     SCHEMA_REVISION,
     StorageError,
@@ -17,17 +18,21 @@ from katib.storage._store import (
     TokenRecord,
     hash_token,
 )
+from katib.storage._tables import TrialColumns
 
 __all__ = [
     "ALL_NAMESPACES",
+    "AuditRecord",
     "SCHEMA_REVISION",
     "TOKEN_ROLES",
     "TRIAL_SORTS",
     "EventRecord",
+    "NamespaceRecord",
     "ObservationPoint",
     "Storage",
     "StorageError",
     "TokenRecord",
+    "TrialColumns",
     "default_url",
     "hash_token",
     "katib_home",

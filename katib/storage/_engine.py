@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from katib.errors import KatibError
 
 #: The newest Alembic revision; a test checks it against migrations/versions.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 
 class StorageError(KatibError):

@@ -135,3 +135,35 @@ class TokenRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Past this time the token is refused; None: never.
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # When a request last used it (written at most once a minute per token).
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class NamespaceRow(Base):
+    """A namespace an admin created. Namespaces that experiments or tokens name exist too,
+    implicitly; this table lists those that were made on purpose (possibly still empty)."""
+
+    __tablename__ = "namespaces"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str | None] = mapped_column(String(253), nullable=True)
+
+
+class AuditRow(Base):
+    """Who did what: one row per change made through the API (never a read)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_namespace_id", "namespace", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    namespace: Mapped[str] = mapped_column(String(253))
+    # A dotted verb: experiment.create, experiment.stop, token.revoke, ...
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(253))
+    principal_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    principal_name: Mapped[str] = mapped_column(String(253))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

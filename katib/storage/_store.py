@@ -35,6 +35,7 @@ from katib.records import (
     TrialState,
 )
 from katib.spec import Experiment
+from katib.storage._access import AccessStore
 from katib.storage._engine import StorageError, default_url, make_engine, migrate
 from katib.storage._schema import (
     AlgorithmStateRow,
@@ -44,6 +45,7 @@ from katib.storage._schema import (
     TokenRow,
     TrialRow,
 )
+from katib.storage._tables import TrialTableStore
 
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -60,6 +62,8 @@ UNSET = _Unset.UNSET
 TOKEN_ROLES = ("viewer", "editor", "owner", "admin")
 #: The namespace of admin tokens: every namespace.
 ALL_NAMESPACES = "*"
+#: Seconds between two records of a token's last use.
+LAST_USE_RESOLUTION = 60.0
 #: How trial pages can be ordered (``-`` for descending).
 TRIAL_SORTS = ("created", "-created", "objective", "-objective")
 
@@ -94,10 +98,15 @@ class TokenRecord:
     role: str
     created_at: float
     revoked_at: float | None = None
+    expires_at: float | None = None
+    last_used_at: float | None = None
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def expired(self, at: float | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now() if at is None else at)
 
 
 def hash_token(plaintext: str) -> str:
@@ -109,7 +118,7 @@ def new_token() -> str:
     return "katib_" + secrets.token_urlsafe(32)
 
 
-class Storage:
+class Storage(AccessStore, TrialTableStore):
     """Experiments, trials, observation logs, algorithm state and events in one database."""
 
     def __init__(self, engine: Engine) -> None:
@@ -746,9 +755,17 @@ class Storage:
     # API tokens --------------------------------------------------------------------------
 
     def create_token(
-        self, name: str, namespace: str, role: str, *, plaintext: str | None = None
+        self,
+        name: str,
+        namespace: str,
+        role: str,
+        *,
+        plaintext: str | None = None,
+        expires_at: float | None = None,
     ) -> tuple[TokenRecord, str]:
         """A new token; returns it with its plaintext, which is not stored and never shown again.
+
+        ``expires_at`` (unix seconds) ends its validity; None keeps it valid until revoked.
 
         Raises:
             ValueError: An unknown role, or an admin token not for ``*`` (or the reverse).
@@ -763,6 +780,7 @@ class Storage:
             role=role,
             created_at=now(),
             revoked_at=None,
+            expires_at=expires_at,
         )
         try:
             with self._session() as s:
@@ -822,13 +840,22 @@ class Storage:
             return _token(row)
 
     def resolve_token(self, plaintext: str) -> TokenRecord | None:
-        """The valid (not revoked) token with this plaintext, or None."""
+        """The valid (not revoked, not expired) token with this plaintext, or None.
+
+        Records the use (``last_used_at``), at most once a minute per token so that reads
+        don't all become writes.
+        """
         digest = hash_token(plaintext)
+        t = now()
         with self._session() as s:
             row = s.scalar(
                 select(TokenRow).where(TokenRow.token_hash == digest, TokenRow.revoked_at.is_(None))
             )
-            return None if row is None else _token(row)
+            if row is None or (row.expires_at is not None and row.expires_at <= t):
+                return None
+            if row.last_used_at is None or t - row.last_used_at >= LAST_USE_RESOLUTION:
+                row.last_used_at = t
+            return _token(row)
 
     # Events ------------------------------------------------------------------------------
 
@@ -874,7 +901,16 @@ def _check_role(namespace: str, role: str) -> None:
 
 
 def _token(row: TokenRow) -> TokenRecord:
-    return TokenRecord(row.id, row.name, row.namespace, row.role, row.created_at, row.revoked_at)
+    return TokenRecord(
+        row.id,
+        row.name,
+        row.namespace,
+        row.role,
+        row.created_at,
+        row.revoked_at,
+        row.expires_at,
+        row.last_used_at,
+    )
 
 
 def _after_objective(value: float | None, after: int, descending: bool) -> ColumnElement[bool]:

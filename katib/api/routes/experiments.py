@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from katib import service
+from katib.api import _audit
 from katib.api import _operations as ops
 from katib.api._auth import Principal, Role, require, visible_namespaces
 from katib.api._body import Body, experiment_body, one_experiment
@@ -106,6 +107,7 @@ def create_experiment(
     exp.metadata.namespace = namespace
     check_runnable(exp)
     record = storage.create_experiment(exp, source_dir=folder)
+    _audit.record(storage, principal, namespace, "experiment.create", record.name)
     response.headers["Location"] = f"/api/v1/namespaces/{namespace}/experiments/{record.name}"
     return service.experiment_view(storage, record)
 
@@ -205,6 +207,7 @@ def delete_experiment(
     """Delete a stopped experiment with its trials, observations and logs (owners only)."""
     record = experiment_for(storage, principal, namespace, name, Role.OWNER)
     ops.delete(storage, record, controller)
+    _audit.record(storage, principal, namespace, "experiment.delete", name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -223,6 +226,7 @@ def stop_experiment(
     """Stop an experiment: 200 when it ended at once, 202 when its controller stops it."""
     record = experiment_for(storage, principal, namespace, name, Role.EDITOR)
     record, ended = ops.stop(storage, record, controller)
+    _audit.record(storage, principal, namespace, "experiment.stop", name)
     if controller is not None and not ended:
         controller.refresh(record.id)
     body = service.experiment_view(storage, record)
@@ -250,7 +254,14 @@ def restart_experiment(
         budget.parallel_trial_count,
         budget.max_failed_trial_count,
     )
+    _audit.record(
+        storage, principal, namespace, "experiment.restart", name, **_budget_detail(budget)
+    )
     return service.experiment_view(storage, record)
+
+
+def _budget_detail(budget: BudgetUpdate) -> dict[str, Any]:
+    return budget.model_dump(by_alias=True, exclude_none=True)
 
 
 @router.patch(
@@ -276,6 +287,8 @@ def edit_experiment(
         budget.parallel_trial_count,
         budget.max_failed_trial_count,
     )
+    detail = _budget_detail(budget)
+    _audit.record(storage, principal, namespace, "experiment.budget", name, **detail)
     if controller is not None:
         controller.refresh(record.id)
     return service.experiment_view(storage, record)
@@ -292,6 +305,7 @@ def archive_experiment(
     """Hide a finished experiment from lists (unless they ask for `archived=true`)."""
     record = experiment_for(storage, principal, namespace, name, Role.EDITOR)
     ops.set_archived(storage, record, True)
+    _audit.record(storage, principal, namespace, "experiment.archive", name)
     return service.experiment_view(storage, record)
 
 
@@ -306,6 +320,7 @@ def unarchive_experiment(
     """Show an archived experiment in lists again."""
     record = experiment_for(storage, principal, namespace, name, Role.EDITOR)
     ops.set_archived(storage, record, False)
+    _audit.record(storage, principal, namespace, "experiment.unarchive", name)
     return service.experiment_view(storage, record)
 
 

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from katib._time import now, rfc3339
+from katib.api import _audit
 from katib.api._auth import ForbiddenError, Principal, Role, article, require
 from katib.api._problems import InvalidRequestError
 from katib.api.deps import PrincipalDep, StorageDep
@@ -49,7 +51,26 @@ def create_token(request: TokenCreate, storage: StorageDep, principal: Principal
             f"{article(principal.role)} {principal.role} token cannot create "
             f"{request.role} tokens"
         )
-    token, secret = storage.create_token(request.name, request.namespace, request.role)
+    expires_at = None
+    if request.expires_at is not None:
+        expires_at = request.expires_at.timestamp()
+        if request.expires_at.tzinfo is None or expires_at <= now():
+            raise InvalidRequestError(
+                [FieldError("expiresAt", "a time in the future, with its time zone (RFC 3339)")]
+            )
+    token, secret = storage.create_token(
+        request.name, request.namespace, request.role, expires_at=expires_at
+    )
+    _audit.record(
+        storage,
+        principal,
+        token.namespace,
+        "token.create",
+        f"token #{token.id}",
+        name=token.name,
+        role=token.role,
+        expiresAt=rfc3339(expires_at),
+    )
     return {**token_view(token), "token": secret}
 
 
@@ -58,10 +79,20 @@ def list_tokens(
     storage: StorageDep,
     principal: PrincipalDep,
     revoked: Annotated[bool, Query(description="Include revoked tokens.")] = False,
+    namespace: Annotated[
+        str | None,
+        Query(
+            max_length=63,
+            pattern=r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$",
+            description="Only the tokens of this namespace (`*`: admin tokens).",
+        ),
+    ] = None,
 ) -> Any:
     """Every token an admin manages, or those of an owner's namespace."""
     if Role.of(principal) == Role.ADMIN:
-        tokens = storage.list_tokens(include_revoked=revoked)
+        tokens = storage.list_tokens(namespace, include_revoked=revoked)
+    elif namespace is not None and namespace != principal.namespace:
+        raise NotFoundError(f"namespace {namespace} not found")
     else:
         _may_manage(principal, principal.namespace, "not found")
         tokens = storage.list_tokens(principal.namespace, include_revoked=revoked)
@@ -85,6 +116,9 @@ def revoke_token(
     if token.role == "admin" and not token.revoked and _last_admin(storage, token):
         raise ConflictError("this is the last admin token; create another one first")
     storage.revoke_token(token_id)
+    _audit.record(
+        storage, principal, token.namespace, "token.revoke", f"token #{token_id}", name=token.name
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

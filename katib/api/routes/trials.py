@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from katib import service
+from katib.api import _audit
 from katib.api import _operations as ops
 from katib.api._auth import Principal, Role, require, sees
 from katib.api._views import page
@@ -184,5 +185,6 @@ def kill_trial(
     it (it then ends as Killed, reason KilledByUser)."""
     record = trial_for(storage, principal, namespace, trial, Role.EDITOR)
     record, ended = ops.kill_trial(storage, record, controller)
+    _audit.record(storage, principal, namespace, "trial.kill", trial)
     body = trial_json(record, _experiment_name(storage, record))
     return body if ended else JSONResponse(body, status_code=202)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,11 @@ def test_tokens_round_trip(storage: Storage) -> None:
         "editor",
         False,
     )
-    assert storage.resolve_token(secret) == record
+    resolved = storage.resolve_token(secret)
+    assert resolved is not None and resolved.last_used_at is not None  # the use is recorded
+    assert replace(resolved, last_used_at=None) == record
     assert storage.resolve_token(secret + "x") is None
-    assert storage.list_tokens("team-a") == [record]
+    assert storage.list_tokens("team-a") == [resolved]
     assert storage.list_tokens("team-b") == []
     revoked = storage.revoke_token(record.id)
     assert revoked.revoked and storage.resolve_token(secret) is None
