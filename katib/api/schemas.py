@@ -310,6 +310,18 @@ class NamespacePublic(_Camel):
     experiments: int
     tokens: int = Field(description="Live tokens with a role in it.")
     role: str = Field(description="The role of the request's token in it.")
+    max_running_trials: int | None = Field(
+        None, description="At most this many of its trials run at once on a server (admins set it)."
+    )
+    running_trials: int = Field(0, description="Its trials running now.")
+
+
+class NamespaceLimit(_Camel):
+    max_running_trials: int | None = Field(
+        description="At most this many trials of the namespace run at once; null: no limit.",
+        ge=1,
+        le=100_000,
+    )
 
 
 class NamespaceList(BaseModel):

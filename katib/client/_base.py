@@ -151,6 +151,16 @@ class Backend(ABC):
     def revoke_token(self, token_id: int) -> dict[str, Any]:
         """Revoke a token; requests with it are refused from now on. Returns it."""
 
+    # Namespaces ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def list_namespaces(self) -> list[dict[str, Any]]:
+        """Namespaces with their experiments, tokens, limit and running trials."""
+
+    @abstractmethod
+    def set_namespace_limit(self, namespace: str, max_running_trials: int | None) -> dict[str, Any]:
+        """Set (None: remove) how many trials of a namespace run at once; returns it."""
+
     @abstractmethod
     def close(self) -> None:
         """Release connections."""

@@ -137,6 +137,13 @@ class LocalBackend(Backend):
         record, secret = self.storage.create_token(name, namespace, role)
         return {**token_view(record), "token": secret}
 
+    def list_namespaces(self) -> list[dict[str, Any]]:
+        return [_namespace(r) for r in self.storage.list_namespaces()]
+
+    def set_namespace_limit(self, namespace: str, max_running_trials: int | None) -> dict[str, Any]:
+        self.storage.set_namespace_limit(namespace, max_running_trials)
+        return _namespace(self.storage.list_namespaces([namespace])[0])
+
     def list_tokens(self, *, include_revoked: bool = False) -> list[dict[str, Any]]:
         return [token_view(t) for t in self.storage.list_tokens(include_revoked=include_revoked)]
 
@@ -145,3 +152,13 @@ class LocalBackend(Backend):
             return token_view(self.storage.revoke_token(token_id))
         except NotFoundError:
             raise NotFoundError(f"token #{token_id} not found") from None
+
+
+def _namespace(record: Any) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "experiments": record.experiments,
+        "tokens": record.tokens,
+        "maxRunningTrials": record.max_running_trials,
+        "runningTrials": record.running_trials,
+    }

@@ -267,6 +267,16 @@ class RemoteBackend(Backend):
         )
         return body
 
+    def list_namespaces(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/namespaces").get("items") or [])
+
+    def set_namespace_limit(self, namespace: str, max_running_trials: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = self._json(
+            "PUT", f"/namespaces/{namespace}/limits",
+            json={"maxRunningTrials": max_running_trials},
+        )
+        return body
+
     def list_tokens(self, *, include_revoked: bool = False) -> list[dict[str, Any]]:
         params = {"revoked": "true"} if include_revoked else None
         body = self._json("GET", "/tokens", params=params)

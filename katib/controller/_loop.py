@@ -274,6 +274,11 @@ class ControllerLoop:
         self._waiting: dict[str, int] = {}
         self._next_retry = 0.0
         self.retry_interval = 1.0
+        # Fair sharing: admins' limits of running trials per namespace, and how many trials
+        # of those namespaces other controllers run (read every second).
+        self._limits: dict[str, int] = {}
+        self._others_running: dict[str, int] = {}
+        self._next_limits = 0.0
         register_owner(self.owner)
 
     # Other threads ---------------------------------------------------------------------------
@@ -320,6 +325,7 @@ class ControllerLoop:
         """Start driving what the source has now. For a finite source, errors are raised
         (another controller drives one: ConflictError) after releasing what was claimed."""
         self._open_push()
+        self._guard(self._refresh_limits)
         started: list[ExperimentRun] = []
         for record in self.source.take(self):
             try:
@@ -383,6 +389,9 @@ class ControllerLoop:
                 self._dispatch(item)
             self._retry_waiting()
             moment = time.monotonic()
+            if moment >= self._next_limits:
+                self._guard(self._refresh_limits)
+                self._next_limits = moment + 1.0
             for run in list(self._runs.values()):
                 if not run.done and moment - run.last_heartbeat >= HEARTBEAT_INTERVAL:
                     self._guard_run(run, run.heartbeat)
@@ -406,6 +415,7 @@ class ControllerLoop:
             logs_root=self.logs_root,
             owner=self.owner,
             observer=self.observer,
+            capacity=self.capacity,
         )
         try:
             run.start()
@@ -470,8 +480,34 @@ class ControllerLoop:
             if not self._guard_run(run, run.handle, item):
                 self._later(item)
                 return
+            if isinstance(item, TrialEnded) and run.record.namespace in self._limits:
+                # A slot of a limited namespace is free: its other experiments may use it.
+                for other in list(self._runs.values()):
+                    if other is not run and other.record.namespace == run.record.namespace:
+                        self._guard_run(other, other.step)
         if run is not None and not run.done:
             self._guard_run(run, run.step)
+
+    def _own_running(self, namespace: str) -> int:
+        return sum(
+            run.counts[TrialState.RUNNING]
+            for run in self._runs.values()
+            if run.record.namespace == namespace
+        )
+
+    def _refresh_limits(self) -> None:
+        limits, running = self.storage.namespace_limits()
+        self._limits = limits
+        self._others_running = {
+            ns: max(0, running.get(ns, 0) - self._own_running(ns)) for ns in limits
+        }
+
+    def capacity(self, namespace: str) -> int | None:
+        """How many more trials of ``namespace`` may start now (None: no limit)."""
+        limit = self._limits.get(namespace)
+        if limit is None:
+            return None
+        return limit - self._others_running.get(namespace, 0) - self._own_running(namespace)
 
     def _later(self, item: _Item) -> None:
         """Hand ``item`` in again once the database answers (an event must never be lost)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from katib._faults import fault_point
@@ -117,6 +117,7 @@ class ExperimentRun:
         owner: str | None = None,
         observer: RunObserver | None = None,
         push_env: dict[str, str] | None = None,
+        capacity: Callable[[str], int | None] | None = None,
     ) -> None:
         self.storage = storage
         self.record = record
@@ -128,6 +129,8 @@ class ExperimentRun:
         self.observer = observer or RunObserver()
         #: Where trials push metrics (``KATIB_API_URL``, ``KATIB_API_TOKEN``).
         self.push_env = dict(push_env or {})
+        #: How many more trials may start in a namespace (its fair share), None: no limit.
+        self.capacity = capacity
         objective = self.spec.spec.objective
         assert objective is not None
         self.objective = objective
@@ -270,11 +273,16 @@ class ExperimentRun:
 
     def state(self) -> ExperimentState:
         spec = self.spec.spec
+        parallel = spec.parallel_trial_count or 1
+        left = None if self.capacity is None else self.capacity(self.record.namespace)
+        if left is not None:
+            # The namespace's limit on this server: no more than its free slots start now.
+            parallel = min(parallel, self.counts[TrialState.RUNNING] + max(left, 0))
         return ExperimentState(
             counts=dict(self.counts),
             pending=tuple(self.pending),
             max_trial_count=spec.max_trial_count,
-            parallel_trial_count=spec.parallel_trial_count or 1,
+            parallel_trial_count=parallel,
             max_failed_trial_count=spec.max_failed_trial_count,
             maximize=self.objective.type == "maximize",
             goal=self.objective.goal,

@@ -694,6 +694,9 @@ def _check_fs_path(
             f"{where}.path",
             f"must be an absolute {noun} path for metrics collector kind {collector}, got {path!r}",
         )
+    elif ".." in path.split("/"):
+        # Locally the path is mapped into the trial's own folder: it must not climb out.
+        errors.add(f"{where}.path", f"must not contain '..' segments, got {path!r}")
     if kind not in kinds:
         errors.add(
             f"{where}.kind",

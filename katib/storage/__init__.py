@@ -19,6 +19,7 @@ from katib.storage._store import (
     hash_token,
 )
 from katib.storage._tables import TrialColumns
+from katib.storage._transfer import export_lines, import_lines, parse_lines
 
 __all__ = [
     "ALL_NAMESPACES",
@@ -34,6 +35,9 @@ __all__ = [
     "TokenRecord",
     "TrialColumns",
     "default_url",
+    "export_lines",
+    "import_lines",
+    "parse_lines",
     "hash_token",
     "katib_home",
     "normalize_url",

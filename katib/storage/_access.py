@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from katib._time import now
 from katib.errors import ConflictError
-from katib.storage._schema import AuditRow, ExperimentRow, NamespaceRow, TokenRow
+from katib.storage._schema import AuditRow, ExperimentRow, NamespaceRow, TokenRow, TrialRow
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class NamespaceRecord:
     created_by: str | None = None
     experiments: int = 0
     tokens: int = 0
+    #: An admin's limit of concurrently running trials (None: none), and how many run now.
+    max_running_trials: int | None = None
+    running_trials: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class AccessStore:
                     .group_by(TokenRow.namespace)
                 ).all()
             )
+            running = self._running_by_namespace(s)
         every = set(made) | set(experiments) | set(tokens)
         if names is not None:
             every &= set(names)
@@ -98,9 +102,44 @@ class AccessStore:
                     None if row is None else row.created_by,
                     int(experiments.get(name, 0)),
                     int(tokens.get(name, 0)),
+                    None if row is None else row.max_running_trials,
+                    int(running.get(name, 0)),
                 )
             )
         return out
+
+    def set_namespace_limit(self, name: str, max_running_trials: int | None) -> None:
+        """Set (None: remove) a namespace's limit of concurrently running trials."""
+        with self._session() as s:
+            row = s.get(NamespaceRow, name)
+            if row is None:
+                row = NamespaceRow(name=name, created_at=now(), created_by=None)
+                s.add(row)
+            row.max_running_trials = max_running_trials
+
+    def namespace_limits(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(limit by namespace, running trials by namespace) for the namespaces with a limit;
+        two empty dicts, at the cost of one small query, when there are none."""
+        with self._session() as s:
+            limits = {
+                str(n): m
+                for n, m in s.execute(
+                    select(NamespaceRow.name, NamespaceRow.max_running_trials).where(
+                        NamespaceRow.max_running_trials.is_not(None)
+                    )
+                ).all()
+                if m is not None
+            }
+            if not limits:
+                return {}, {}
+            return limits, self._running_by_namespace(s, list(limits))
+
+    @staticmethod
+    def _running_by_namespace(s: Session, names: list[str] | None = None) -> dict[str, int]:
+        query = select(TrialRow.namespace, func.count()).where(TrialRow.state == "Running")
+        if names is not None:
+            query = query.where(TrialRow.namespace.in_(names))
+        return {str(n): int(c) for n, c in s.execute(query.group_by(TrialRow.namespace)).all()}
 
     # Audit trail -------------------------------------------------------------------------
 

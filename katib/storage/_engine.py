@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from katib.errors import KatibError
 
 #: The newest Alembic revision; a test checks it against migrations/versions.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 
 class StorageError(KatibError):
@@ -128,8 +128,18 @@ def _upgrade(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     try:
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                # Alembic's batch mode rebuilds SQLite tables (create, copy, drop, rename);
+                # with foreign keys enforced, dropping `experiments` would cascade-delete
+                # every trial. The pragma only takes effect outside a transaction.
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()
+            with conn.begin():
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
     except SQLAlchemyError as e:
         raise StorageError(f"cannot migrate database {engine.url!r}: {e}") from e

@@ -150,6 +150,8 @@ class NamespaceRow(Base):
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     created_at: Mapped[float] = mapped_column(Float)
     created_by: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    #: At most this many trials of the namespace run at once on a server (None: no limit).
+    max_running_trials: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class AuditRow(Base):

@@ -10,8 +10,14 @@ from katib._time import rfc3339
 from katib.api import _audit
 from katib.api._auth import ForbiddenError, Role, visible_namespaces
 from katib.api.deps import PrincipalDep, StorageDep
-from katib.api.routes._common import problems
-from katib.api.schemas import NamespaceCreate, NamespaceList, NamespacePublic, WhoAmI
+from katib.api.routes._common import Namespace, problems
+from katib.api.schemas import (
+    NamespaceCreate,
+    NamespaceLimit,
+    NamespaceList,
+    NamespacePublic,
+    WhoAmI,
+)
 from katib.storage import NamespaceRecord
 from katib.views import token_view
 
@@ -26,6 +32,8 @@ def namespace_view(record: NamespaceRecord, role: str) -> dict[str, Any]:
         "experiments": record.experiments,
         "tokens": record.tokens,
         "role": role,
+        "maxRunningTrials": record.max_running_trials,
+        "runningTrials": record.running_trials,
     }
 
 
@@ -61,3 +69,24 @@ def create_namespace(
     _audit.record(storage, principal, request.name, "namespace.create", request.name)
     return namespace_view(record, principal.role)
 
+
+
+@router.put(
+    "/namespaces/{namespace}/limits",
+    response_model=NamespacePublic,
+    responses=problems(403),
+)
+def set_limits(
+    namespace: Namespace, request: NamespaceLimit, storage: StorageDep, principal: PrincipalDep
+) -> Any:
+    """Set how many trials of a namespace may run at once on a server (admins only): the fair
+    share that keeps one team from starving the others. ``null`` removes the limit."""
+    if Role.of(principal) != Role.ADMIN:
+        raise ForbiddenError("only admins set namespace limits")
+    storage.set_namespace_limit(namespace, request.max_running_trials)
+    _audit.record(
+        storage, principal, namespace, "namespace.limits", namespace,
+        maxRunningTrials=request.max_running_trials,
+    )
+    [record] = storage.list_namespaces([namespace])
+    return namespace_view(record, principal.role)
