@@ -513,8 +513,10 @@ class KatibClient:
             InvalidArgumentError: no count was given.
             InvalidExperimentError: the counts break the experiment's rules.
             NotFoundError: no such experiment.
-            ConflictError: a finished experiment cannot restart (resumePolicy Never, or
-                maxTrialCount not above the trials already run).
+            ConflictError: a finished experiment whose resumePolicy is Never (the message
+                says how to continue).
+            InvalidExperimentError: a finished experiment's maxTrialCount would not exceed
+                the trials already run.
             ForbiddenError: (remote) a viewer token.
         """
         counts: BudgetCounts = {}
@@ -529,11 +531,7 @@ class KatibClient:
                 "give max_trial_count, parallel_trial_count or max_failed_trial_count to change "
                 "the experiment's trial budget"
             )
-        ns = namespace or self.namespace
-        experiment = self._backend.get_experiment(ns, name)
-        if experiment["status"]["condition"] in FINISHED:
-            return self._backend.restart_experiment(ns, name, counts)
-        return self._backend.edit_budget(ns, name, counts)
+        return self._backend.edit_budget(namespace or self.namespace, name, counts)
 
     # Watching -----------------------------------------------------------------------------
 
