@@ -16,7 +16,15 @@ from starlette.concurrency import run_in_threadpool
 
 from katib.api import _problems
 from katib.api._metrics import LatencyMiddleware, Metrics
-from katib.api.routes import algorithms, experiments, health, observations, tokens, trials
+from katib.api.routes import (
+    algorithms,
+    experiments,
+    health,
+    observations,
+    root,
+    tokens,
+    trials,
+)
 from katib.controller import BackgroundController
 from katib.storage import Storage
 
@@ -82,4 +90,6 @@ def create_app(
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     for module in (experiments, trials, observations, algorithms, tokens, health):
         app.include_router(module.router)
+    # Last: a dashboard mounted above owns `/`; until then `/` points at the API's docs.
+    root.add_fallback(app)
     return app

@@ -510,9 +510,27 @@ def stop(name: str, db: str | None, server: str | None, token: str | None, names
 
 
 def _budget_options(func: F) -> F:
-    func = click.option("--max-failed-trial-count", type=click.IntRange(min=0), default=None)(func)
-    func = click.option("--parallel-trial-count", type=click.IntRange(min=1), default=None)(func)
-    func = click.option("--max-trial-count", type=click.IntRange(min=1), default=None)(func)
+    func = click.option(
+        "--max-failed-trial-count",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="N",
+        help="New spec.maxFailedTrialCount: failed trials tolerated (0: none).",
+    )(func)
+    func = click.option(
+        "--parallel-trial-count",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="New spec.parallelTrialCount: trials at a time.",
+    )(func)
+    func = click.option(
+        "--max-trial-count",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="New spec.maxTrialCount: trials in all.",
+    )(func)
     return func
 
 
@@ -601,7 +619,7 @@ class _budget_refusals:  # noqa: N801 - used as a `with` statement
     default=None,
     help="Write the optimal trial as JSON to this file.",
 )
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_user_errors
 def restart(
     name: str,
@@ -659,6 +677,25 @@ def _refuse_driven(exp: dict[str, Any]) -> None:
         f"experiment {where} is {status['condition']} and being run already; `katib edit` "
         "changes its budget, `katib stop` ends it"
     )
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the script that completes katib's commands, options, experiment and trial names
+    in SHELL.
+
+    \b
+    bash: add  eval "$(katib completion bash)"  to ~/.bashrc
+    zsh:  add  eval "$(katib completion zsh)"   to ~/.zshrc
+    fish: katib completion fish > ~/.config/fish/completions/katib.fish
+
+    Names come from the database (--db, KATIB_DB) or the server (KATIB_SERVER, KATIB_TOKEN)
+    the command line points at.
+    """
+    from katib.cli._complete import completion_script
+
+    click.echo(completion_script(shell))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -275,7 +275,9 @@ class _Printer:
         if self.format in ("table", "wide"):
             self.lines.first([self.cells(i) for i in items])
         elif self.format in ("json", "yaml"):
-            value: Any = items[0] if self.single and len(items) == 1 else list_json(map(dict, items))
+            value: Any = list_json(map(dict, items))
+            if self.single and len(items) == 1:
+                value = items[0]
             (_echo_json if self.format == "json" else _echo_yaml)(value)
         elif self.format == "csv":
             rows = [self.row(i) for i in items]
