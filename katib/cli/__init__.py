@@ -394,6 +394,9 @@ def _run_experiments(
         source=FixedExperiments(records),
         push=LoopbackPush(),
         observer=progress,
+        interrupted_message=(
+            "Interrupted: run the same file again, or `katib restart` the experiment, to resume"
+        ),
     )
     for record in records:
         done = storage.count_trials(record.id)
@@ -405,7 +408,10 @@ def _run_experiments(
         with progress:
             loop.run()
     except Interrupted:
-        _err.print("interrupted: trials were stopped; run the same command again to resume")
+        _err.print(
+            "interrupted: trials were stopped; run the same command again (or `katib restart "
+            "NAME`) to resume"
+        )
         return EXIT_INTERRUPTED
     from katib.client import LocalBackend
 

@@ -14,6 +14,7 @@ from katib.client._base import Backend, BudgetCounts
 from katib.client._table import (
     metric_names,
     metric_values,
+    objective_of,
     parameter_types,
     trial_columns,
     trial_rows,
@@ -41,6 +42,7 @@ __all__ = [
     "connect",
     "metric_names",
     "metric_values",
+    "objective_of",
     "parameter_types",
     "trial_columns",
     "trial_rows",
