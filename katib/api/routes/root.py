@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.routing import Route
+from starlette.routing import Match
 
 LINKS = {
     "docs": ("/docs", "the REST API, with its OpenAPI documentation (try it in the browser)"),
@@ -24,9 +24,22 @@ LINKS = {
 
 
 def serves_root(app: FastAPI) -> bool:
-    """Whether a route (a dashboard's) already answers ``GET /``."""
+    """Whether a route (a dashboard's, included or mounted) already answers ``GET /``."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        "app": app,
+    }
     for route in app.router.routes:
-        if isinstance(route, Route) and route.path == "/" and "GET" in (route.methods or ()):
+        try:
+            match, _ = route.matches(scope)
+        except Exception:  # noqa: BLE001 - a route that cannot tell does not serve `/`
+            continue
+        if match == Match.FULL:
             return True
     return False
 
