@@ -42,10 +42,13 @@ def command_warnings(exp: Experiment, source_dir: Path) -> list[str]:
         return []
     command = [str(c) for c in container.get("command") or []]
     args = [str(a) for a in container.get("args") or []]
-    if not command:
-        return []
-    argv = [*command, *args]
     where = f"spec.trialTemplate.trialSpec (container {container.get('name')})"
+    if not command:
+        return [
+            f"{where}: no command: locally the image's entrypoint is not known, so every "
+            "trial would fail; give the container a `command`"
+        ]
+    argv = [*command, *args]
     working_dir = str(container.get("workingDir") or "")
     if "${" in working_dir:
         return []

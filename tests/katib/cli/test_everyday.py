@@ -159,6 +159,13 @@ def test_a_missing_trial_script_is_a_warning_before_anything_starts(katib: Katib
     assert "'no-such-program-here' is not found on this machine's PATH" in katib(
         "validate", str(missing)
     ).stderr
+    doc = experiment_doc()
+    del doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0][
+        "command"
+    ]
+    entrypoint = katib("validate", str(katib.write(doc, name="entry.yaml")))
+    assert entrypoint.returncode == 0
+    assert "no command: locally the image's entrypoint is not known" in entrypoint.stderr
 
 
 def test_validate_says_which_package_provides_an_unknown_plugin_algorithm(katib: Katib) -> None:
