@@ -38,7 +38,7 @@ def backend_options(func: F) -> F:
 
 
 namespace_option = click.option(
-    "--namespace", "-n", default="default", show_default=True, help="Namespace."
+    "--namespace", "-n", default="default", show_default=True, help="Namespace of the experiment."
 )
 output_option = click.option(
     "-o",
