@@ -112,7 +112,8 @@ EXPERIMENT_SORT_KEYS = ("created", "name", "namespace", "condition", "trials", "
 
 
 def _experiment_sort(key: str) -> Callable[[Mapping[str, Any]], Any]:
-    from katib.cli._render import metric_value, objective_of
+    from katib.cli._render import metric_value
+    from katib.client import objective_of
 
     def best(e: Mapping[str, Any]) -> Any:
         value = metric_value(
@@ -132,7 +133,8 @@ def _experiment_sort(key: str) -> Callable[[Mapping[str, Any]], Any]:
 
 
 def _experiment_row(e: Mapping[str, Any]) -> dict[str, Any]:
-    from katib.cli._render import metric_value, objective_of
+    from katib.cli._render import metric_value
+    from katib.client import objective_of
 
     status = e["status"]
     best = status["currentOptimalTrial"]
@@ -325,8 +327,8 @@ def sort_trials(
     Raises:
         click.BadParameter: ``key`` names nothing of these trials.
     """
-    from katib.cli._render import duration, objective_of, trial_objective
-    from katib.client import metric_values, parameter_types, typed_value
+    from katib.cli._render import duration, trial_objective
+    from katib.client import metric_values, objective_of, parameter_types, typed_value
 
     known = trial_sort_keys(experiment, trials)
     if key not in known:

@@ -23,7 +23,7 @@ from katib.cli._display import (
     finished_line,
     fmt_value,
 )
-from katib.client import metric_names, metric_values
+from katib.client import metric_names, metric_values, objective_of
 from katib.controller import objective_value
 from katib.records import MetricSummary, TrialState
 from katib.spec import Objective
@@ -51,11 +51,6 @@ def when(value: str | None) -> str:
     """An RFC 3339 time as local ``YYYY-MM-DD HH:MM`` (empty when None)."""
     ts = timestamp(value)
     return "" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
-
-
-def objective_of(experiment: Mapping[str, Any]) -> Objective:
-    """The experiment's objective (metric strategies defaulted, as stored)."""
-    return Objective.model_validate(experiment["spec"]["objective"])
 
 
 def metric_value(metrics: Iterable[Mapping[str, Any]], objective: Objective) -> float | None:

@@ -25,13 +25,12 @@ from katib.cli._render import (
     assignments,
     is_finished,
     metric_value,
-    objective_of,
     print_best,
     print_failures,
     trial_line,
     trial_row,
 )
-from katib.client import Backend
+from katib.client import Backend, objective_of
 from katib.records import TrialState
 from katib.spec import Objective
 
