@@ -6,6 +6,7 @@ Scripts run as a user runs them (``python tune.py``), in a terminal (a pty) or n
 
 from __future__ import annotations
 
+import logging
 import os
 import pty
 import re
@@ -170,6 +171,10 @@ def test_progress_is_shown_in_jupyter(monkeypatch: pytest.MonkeyPatch) -> None:
     class Kernel:
         config = {"IPKernelApp": {"connection_file": "kernel.json"}}
 
+    # Whatever logging other code set up: here nobody listens to the katib.sdk logger.
+    quiet = logging.getLogger("katib.sdk.progress-test")
+    quiet.propagate = False
+    monkeypatch.setattr(_progress, "logger", quiet)
     fake = types.ModuleType("IPython")
     fake.get_ipython = Kernel  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "IPython", fake)
