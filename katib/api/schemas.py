@@ -98,6 +98,9 @@ class ExperimentStatus(_Open):
     trials_early_stopped: int
     trial_metrics_unavailable: int
     archived: bool
+    #: Started, unfinished, and nothing drives it (its controller is gone): run it again to
+    #: resume it.
+    interrupted: bool = False
 
 
 class ExperimentPublic(_Open):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from katib import service
-from katib.client._base import Backend, BudgetCounts
+from katib.client._base import TAIL_BYTES, Backend, BudgetCounts, last_lines
 from katib.controller import best_trial, check_runnable
 from katib.errors import ConflictError, NotFoundError
 from katib.records import ExperimentRecord
@@ -89,7 +90,7 @@ class LocalBackend(Backend):
         service.delete_experiment(self.storage, record)
 
     def edit_budget(self, namespace: str, name: str, counts: BudgetCounts) -> dict[str, Any]:
-        record = service.apply_budget(self.storage, self._experiment(namespace, name), **counts)
+        record = service.change_budget(self.storage, self._experiment(namespace, name), **counts)
         return service.experiment_view(self.storage, record)
 
     def restart_experiment(
@@ -130,6 +131,19 @@ class LocalBackend(Backend):
                 return f.read(LOG_CHUNK)
         except FileNotFoundError:
             return None
+
+    def log_path(self, namespace: str, name: str) -> Path:
+        """Where the trial's output is on this machine (whether or not it exists yet)."""
+        return service.trial_log_path(self.storage, self.storage.get_trial(namespace, name))
+
+    def log_tail(self, namespace: str, name: str, lines: int = 10) -> list[str]:
+        try:
+            with open(self.log_path(namespace, name), "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - TAIL_BYTES))
+                return last_lines(f.read(), lines)
+        except FileNotFoundError:
+            return []
 
     # Tokens -------------------------------------------------------------------------------
 

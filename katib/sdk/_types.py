@@ -49,10 +49,13 @@ class OptimalTrial:
     best_trial_name: str
     parameter_assignments: list[ParameterAssignment]
     observation: Observation
+    #: ``{name: value}`` typed by each parameter's type: ``double`` a float, ``int`` an int,
+    #: ``discrete`` an int or a float, ``categorical`` the text (Optuna's ``best_params``).
+    typed_parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def parameters(self) -> dict[str, str]:
-        """``{name: value}`` of the parameter assignments."""
+        """``{name: value}`` of the parameter assignments, as text (Katib's)."""
         return {a.name: a.value for a in self.parameter_assignments}
 
     def to_json(self) -> dict[str, Any]:
@@ -71,12 +74,23 @@ class OptimalTrial:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> OptimalTrial | None:
-        """Read ``currentOptimalTrial`` (or ``katib best -o json``); None without a best trial."""
+    def from_json(
+        cls, data: Mapping[str, Any], experiment: Mapping[str, Any] | None = None
+    ) -> OptimalTrial | None:
+        """Read ``currentOptimalTrial`` (or ``katib best -o json``); None without a best trial.
+
+        With the ``experiment`` (its spec tells each parameter's type), ``typed_parameters``
+        is filled in too.
+        """
         name = data.get("bestTrialName")
         if not name:
             return None
         metrics = (data.get("observation") or {}).get("metrics") or []
+        typed: dict[str, Any] = {}
+        if experiment is not None:
+            from katib.client import typed_assignments
+
+            typed = typed_assignments(experiment, data.get("parameterAssignments") or [])
         return cls(
             best_trial_name=str(name),
             parameter_assignments=[
@@ -91,6 +105,7 @@ class OptimalTrial:
                     for m in metrics
                 ]
             ),
+            typed_parameters=typed,
         )
 
 

@@ -267,7 +267,7 @@ def _budget_detail(budget: BudgetUpdate) -> dict[str, Any]:
 @router.patch(
     "/namespaces/{namespace}/experiments/{name}",
     response_model=ExperimentPublic,
-    responses=problems(403, 404),
+    responses=problems(403, 404, 409),
 )
 def edit_experiment(
     namespace: Namespace,
@@ -278,7 +278,8 @@ def edit_experiment(
     controller: ControllerDep,
 ) -> Any:
     """Change the trial budget; an experiment this server runs takes it at once, one that
-    another process runs within seconds."""
+    another process runs within seconds. A finished experiment restarts with the new budget
+    when its resumePolicy allows it (409 when it is Never, saying how to continue)."""
     record = experiment_for(storage, principal, namespace, name, Role.EDITOR)
     record = ops.apply_budget(
         storage,
