@@ -65,7 +65,7 @@ def serve(folder: Path, home: Path, *args: str) -> tuple[str, str]:
 def test_the_server_writes_no_access_log_to_the_terminal(tmp_path: Path, katib_home: Path) -> None:
     url, out = serve(tmp_path, katib_home)
     assert out.splitlines() == [
-        f"katib server listening on {url} (API docs: {url}/docs)",
+        f"katib server listening on {url} (dashboard: {url}/, API docs: {url}/docs)",
         "katib server stopped",
     ]
 
@@ -83,7 +83,7 @@ def test_access_log_goes_to_the_file_asked_for(tmp_path: Path, katib_home: Path)
 def test_root_points_at_the_api_docs(tmp_path: Path) -> None:
     storage = Storage.open(f"sqlite:///{tmp_path / 'k.db'}")
     try:
-        client = TestClient(create_app(storage))
+        client = TestClient(create_app(storage, dashboard=False))
         page = client.get("/", headers={"Accept": "text/html"})
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert '<a href="/docs">/docs</a>' in page.text and "no dashboard yet" in page.text
