@@ -9,10 +9,13 @@ other settings.
 Katib serves ``tpe`` with hyperopt; the settings' names, defaults and checks are those of
 ``pkg/suggestion/v1beta1/hyperopt/service.py`` (``_validate_tpe_setting``) and hyperopt:
 
-* ``gamma`` (0.25, in (0, 1)): the best ``min(ceil(gamma * n), 25)`` of ``n`` finished trials
-  form the "good" density (optuna's form of the split, with hyperopt's cap of 25). hyperopt
-  itself takes ``ceil(gamma * sqrt(n))``, but with optuna's estimator that leaves one or two
-  good trials and, measured on a quadratic, hardly beats random search.
+* ``gamma`` (in (0, 1); unset by default): the best ``min(ceil(gamma * n), 25)`` of ``n``
+  finished trials form the "good" density (optuna's form of the split, with hyperopt's cap of
+  25). Unset, the split is optuna's default, ``min(ceil(0.1 * n), 25)``. Katib passes no gamma
+  to hyperopt unless the user sets one, so hyperopt's own 0.25 applies there, with its rule
+  ``ceil(gamma * sqrt(n))``; neither that rule (-2.70 on Hartmann6 at 100 trials, median of 20
+  seeds) nor 0.25 with the linear rule (-2.90) comes near optuna's default split (-3.02), see
+  ``benchmarks/RESULTS.md``.
 * ``prior_weight`` (1.0, > 0): weight of the prior in both densities.
 * ``n_EI_candidates`` (24, >= 1): candidates drawn from the good density per suggestion.
 * ``random_state`` (>= 0): seed.
@@ -68,6 +71,8 @@ from suggestion.algorithms.random import RandomSearch, quantize
 _MAX_ASKS = 4
 # The good group never holds more trials than this (hyperopt's linear_forgetting, optuna's cap).
 _GAMMA_CAP = 25
+# The good fraction when gamma is unset: optuna's ``default_gamma``.
+_DEFAULT_GAMMA = 0.1
 
 Key = tuple[str, ...]
 
@@ -87,13 +92,15 @@ def check_open_unit_interval(value: str) -> str | None:
 class GammaSplit:
     """How many of ``n`` finished trials form the good density, for Katib's ``gamma``.
 
-    A class rather than a closure so that the sampler holding it can be pickled.
+    ``gamma`` None is optuna's default split (10%). A class rather than a closure so that the
+    sampler holding it can be pickled.
     """
 
-    gamma: float
+    gamma: float | None = None
 
     def __call__(self, n: int) -> int:
-        return min(math.ceil(self.gamma * n), _GAMMA_CAP)
+        fraction = _DEFAULT_GAMMA if self.gamma is None else self.gamma
+        return min(math.ceil(fraction * n), _GAMMA_CAP)
 
 
 @contextmanager
@@ -522,8 +529,8 @@ class TPESearch(OptunaTPEBase):
     name = "tpe"
     settings_spec = {
         "gamma": SettingSpec(
-            "0.25",
-            "fraction of the finished trials forming the good density",
+            None,
+            "fraction of the finished trials forming the good density (unset: 0.1)",
             check_open_unit_interval,
         ),
         "prior_weight": SettingSpec(
@@ -537,7 +544,7 @@ class TPESearch(OptunaTPEBase):
         return make_tpe_sampler(
             prior_weight=float(self.settings["prior_weight"]),
             n_ei_candidates=int(self.settings["n_EI_candidates"]),
-            gamma=GammaSplit(float(self.settings["gamma"])),
+            gamma=GammaSplit(float(gamma) if (gamma := self.settings.get("gamma")) else None),
             n_startup_trials=max(1, self.parallel_trial_count),
             seed=seed,
             multivariate=False,
