@@ -20,16 +20,23 @@ OPTIMAL_CANDIDATE_STATES = (TrialState.SUCCEEDED, TrialState.EARLY_STOPPED)
 
 
 class MetricAccumulator:
-    """Running min / max / latest of each metric of one trial."""
+    """Running min / max / latest of each metric of one trial.
 
-    def __init__(self) -> None:
+    The metric named ``track`` (the early-stopping rule's) also keeps every value, in order.
+    """
+
+    def __init__(self, track: str | None = None) -> None:
         self.summaries: dict[str, MetricSummary] = {}
         self.counts: dict[str, int] = {}
         self.sums: dict[str, float] = {}
+        self.track = track
+        self.history: list[float] = []
 
     def add(self, name: str, value: float) -> None:
         if math.isnan(value) or math.isinf(value):
             return
+        if name == self.track:
+            self.history.append(value)
         self.counts[name] = self.counts.get(name, 0) + 1
         self.sums[name] = self.sums.get(name, 0.0) + value
         current = self.summaries.get(name)

@@ -56,7 +56,7 @@ from katib.spec import render_trial_spec
 from katib.storage import ObservationPoint, Storage
 from suggestion import Algorithm, SearchSpace, get_algorithm
 from suggestion import TrialRecord as AlgorithmTrial
-from suggestion.early_stopping import EarlyStopping, get_early_stopping
+from suggestion.early_stopping import EarlyStopping, TrialHistory, get_early_stopping
 from trial_runner import (
     Checkpoint,
     CollectionPlan,
@@ -192,8 +192,12 @@ class ExperimentRun:
         )
         self.early_stopping = self._build_early_stopping()
         if self.early_stopping is not None:
-            self.early_stopping.update(
-                self.storage.objective_means(record.id, self.early_stopping.metric)
+            histories = self.storage.metric_histories(record.id, self.early_stopping.metric)
+            self.early_stopping.observe(
+                [
+                    TrialHistory(t.name, tuple(histories.get(t.name, ())), t.state.value)
+                    for t in finished
+                ]
             )
         if record.condition != ExperimentCondition.RUNNING:
             self._set_condition(
@@ -346,9 +350,13 @@ class ExperimentRun:
             attempt=attempt,
         )
 
+    def _accumulator(self) -> MetricAccumulator:
+        rule = self.early_stopping
+        return MetricAccumulator(None if rule is None else rule.metric)
+
     def _launch(self, trial: TrialRecord, *, attempt: int = 0) -> None:
         """Hand ``trial`` to the launcher; it counts as running from now on."""
-        self.accumulators[trial.name] = MetricAccumulator()
+        self.accumulators[trial.name] = self._accumulator()
         try:
             launch = self.trial_launch(trial, attempt=attempt)
         except KatibError as e:
@@ -377,7 +385,7 @@ class ExperimentRun:
             self._started(trial, event)
             return
         points = _points(event.observations)
-        accumulator = self.accumulators.setdefault(trial.name, MetricAccumulator())
+        accumulator = self.accumulators.setdefault(trial.name, self._accumulator())
         for point in points:
             accumulator.add(point.metric_name, point.value)
         if isinstance(event, MetricsReported):
@@ -418,10 +426,9 @@ class ExperimentRun:
         rule = self.early_stopping
         if rule is None or trial.name in self._stopping or self.completing is not None:
             return
-        latest = acc.summaries.get(rule.metric)
-        if latest is None:
+        if not acc.history:
             return
-        why = early_stop(rule, acc.counts.get(rule.metric, 0), latest.latest)
+        why = early_stop(rule, TrialHistory(trial.name, tuple(acc.history)))
         if why is not None:
             self._stopping.add(trial.name)
             self.launcher.kill(trial.name, KillReason.EARLY_STOPPED, why)
@@ -433,7 +440,7 @@ class ExperimentRun:
         exit_code: int | None = None,
         points: Sequence[ObservationPoint] = (),
     ) -> None:
-        accumulator = self.accumulators.pop(trial.name, MetricAccumulator())
+        accumulator = self.accumulators.pop(trial.name, None) or self._accumulator()
         previous = trial.state
         result = TrialResult(
             state=outcome.state,
@@ -452,10 +459,10 @@ class ExperimentRun:
         self.counts[result.state] += 1
         self._stopping.discard(trial.name)
         self._retries.pop(trial.name, None)
-        if self.early_stopping is not None and result.state == TrialState.SUCCEEDED:
-            mean = accumulator.mean(self.early_stopping.metric)
-            if mean is not None:
-                self.early_stopping.update({trial.name: mean})
+        if self.early_stopping is not None and result.reason != REASON_INTERRUPTED:
+            self.early_stopping.observe(
+                [TrialHistory(trial.name, tuple(accumulator.history), result.state.value)]
+            )
         self.trials.pop(trial.name, None)
         if trial.name in self.pending:
             self.pending.remove(trial.name)
