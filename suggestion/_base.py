@@ -9,7 +9,9 @@ An algorithm is a function of the trial history plus its own state (the designer
 3. The controller calls :meth:`update` with every finished trial it has not passed before (on
    start: the whole history, once; then only the newly finished ones) and with the trials
    still running. Implementations must tolerate seeing a finished trial twice (identified by
-   name) and must count it once.
+   name) and must count it once. On start the history may begin with trials of other
+   experiments (``spec.warmStart``, unless :attr:`supports_warm_start` is False): finished
+   trials the algorithm never suggested, inside the search space.
 4. :meth:`suggest` returns up to ``count`` new assignments that differ from the running
    trials' where the space allows. An empty list means "nothing now" (hyperband waits for a
    rung to finish): the controller asks again whenever a trial finishes, and ends the
@@ -83,6 +85,10 @@ class Algorithm(ABC):
     name: ClassVar[str] = ""
     #: Known settings with defaults; anything else is rejected by name.
     settings_spec: ClassVar[dict[str, SettingSpec]] = {}
+    #: Whether other experiments' finished trials may be fed as history (``spec.warmStart``):
+    #: False for schedules that must see only their own trials (hyperband's brackets, PBT's
+    #: populations).
+    supports_warm_start: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -95,6 +95,11 @@ def _check_algorithm(spec: ExperimentSpec, space: SearchSpace | None, errors: _E
                 f" with spec.nasConfig: {nas})",
             )
         return
+    if spec.warm_start is not None and not cls.supports_warm_start:
+        errors.add(
+            "spec.warmStart",
+            f"algorithm {name} cannot be warm-started: it only learns from trials it ran itself",
+        )
     settings_ok = _check_settings(
         algorithm, path, f"algorithm {name}", cls.settings_spec, cls.validate_settings, errors
     )

@@ -215,6 +215,14 @@ def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: st
     help="Write the optimal trial as JSON to this file.",
 )
 @click.option("--namespace", "-n", default=None, help="Override metadata.namespace.")
+@click.option(
+    "--warm-start",
+    "warm_start",
+    default=None,
+    metavar="EXP[,EXP]",
+    help="Start from the finished trials of these experiments (same namespace, compatible "
+    "search space): sets spec.warmStart.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_user_errors
 def run(
@@ -224,6 +232,7 @@ def run(
     token: str | None,
     output: str | None,
     namespace: str | None,
+    warm_start: str | None,
     quiet: bool,
 ) -> None:
     """Run the experiment(s) in FILE to the end on this machine (or on a --server).
@@ -238,6 +247,8 @@ def run(
     if namespace:
         for exp in experiments:
             exp.metadata.namespace = namespace
+    if warm_start is not None:
+        _set_warm_start(experiments, warm_start, file)
     seen = set()
     for exp in experiments:
         key = (exp.namespace, exp.name)
@@ -252,6 +263,20 @@ def run(
     else:
         code = _run_experiments(experiments, _storage(db), source_dir, output, quiet)
     sys.exit(code)
+
+
+def _set_warm_start(experiments: Sequence[Any], names: str, file: str) -> None:
+    """``--warm-start a,b``: every experiment of the file starts from a and b."""
+    from katib.spec import WarmStart, validate_experiment
+
+    sources = [n.strip() for n in names.split(",") if n.strip()]
+    if not sources:
+        _fail("--warm-start needs at least one experiment name", EXIT_USAGE)
+    for exp in experiments:
+        exp.spec.warm_start = WarmStart(experiments=sources)
+        errors = validate_experiment(exp)
+        if errors:
+            raise InvalidExperimentError(errors, f"{file} (with --warm-start)")
 
 
 def _run_on_server(

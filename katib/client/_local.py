@@ -52,7 +52,7 @@ class LocalBackend(Backend):
         self, document: Mapping[str, Any], *, source_dir: str | None = None
     ) -> dict[str, Any]:
         exp = parse_experiment(dict(document))
-        check_runnable(exp)
+        check_runnable(exp, self.storage)
         record = self.storage.create_experiment(exp, source_dir=source_dir or os.getcwd())
         return service.experiment_view(self.storage, record)
 

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         check_runnable,
         resume_counts,
     )
+    from katib.controller._warm_start import check_warm_start
 
 _EXPORTS = {
     "BackgroundController": "_background",
@@ -104,6 +105,7 @@ _EXPORTS = {
     "admit": "_submit",
     "check_runnable": "_submit",
     "resume_counts": "_submit",
+    "check_warm_start": "_warm_start",
 }
 
 __all__ = [
@@ -134,6 +136,7 @@ __all__ = [
     "best_trial",
     "best_trials",
     "check_runnable",
+    "check_warm_start",
     "early_stop",
     "goal_reached",
     "live_owner",

@@ -42,6 +42,7 @@ from katib.controller._reconcile import (
     Suggest,
     reconcile,
 )
+from katib.controller._warm_start import load_warm_start, source_ids
 from katib.errors import ConflictError, KatibError
 from katib.records import (
     REASON_INTERRUPTED,
@@ -186,17 +187,31 @@ class ExperimentRun:
         stored = self.storage.load_algorithm_state(record.id)
         if stored is not None and stored[0] == self.algorithm.name:
             self.algorithm.load_state(stored[1])
+        # Warm-start trials first: the earlier experiments' history comes before this one's.
+        warm = load_warm_start(self.storage, record)
+        if self.spec.spec.warm_start is not None and (
+            record.started_at is None or warm.problems
+        ):
+            self.storage.add_event(
+                record.id,
+                "WarmStarted",
+                warm.summary(),
+                type="Warning" if warm.problems else "Normal",
+            )
         self.algorithm.update(
-            [_for_algorithm(t) for t in finished],
+            [_for_algorithm(t) for t in (*warm.trials, *finished)],
             [_for_algorithm(t) for t in self.trials.values()],
         )
         self.early_stopping = self._build_early_stopping()
         if self.early_stopping is not None:
-            histories = self.storage.metric_histories(record.id, self.early_stopping.metric)
+            metric = self.early_stopping.metric
+            histories = self.storage.metric_histories(record.id, metric)
+            for source_id in source_ids(warm):
+                histories.update(self.storage.metric_histories(source_id, metric))
             self.early_stopping.observe(
                 [
                     TrialHistory(t.name, tuple(histories.get(t.name, ())), t.state.value)
-                    for t in finished
+                    for t in (*warm.trials, *finished)
                 ]
             )
         if record.condition != ExperimentCondition.RUNNING:

@@ -20,6 +20,7 @@ from katib.spec._models import (
     ResumePolicy,
     TrialParameterSpec,
     TrialTemplate,
+    WarmStart,
 )
 from katib.spec._substitution import (
     ConfigMapTemplateError,
@@ -28,7 +29,7 @@ from katib.spec._substitution import (
     primary_container,
     render_trial_spec,
 )
-from katib.spec._validation import validate_experiment, validate_restart
+from katib.spec._validation import validate_experiment, validate_restart, validate_warm_start
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -53,6 +54,7 @@ __all__ = [
     "TemplateError",
     "TrialParameterSpec",
     "TrialTemplate",
+    "WarmStart",
     "load_experiments",
     "parse_experiment",
     "primary_container",
@@ -60,4 +62,5 @@ __all__ = [
     "algorithm_checks",
     "validate_experiment",
     "validate_restart",
+    "validate_warm_start",
 ]

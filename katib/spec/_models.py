@@ -286,6 +286,19 @@ class NasConfig(_Wire):
     operations: list[Operation] = Field(default_factory=list)
 
 
+class WarmStart(_Wire):
+    """An extension of Katib's spec (``spec.warmStart``): start from the finished trials of
+    earlier experiments in the same namespace, whose search spaces are compatible. Plain
+    Katib experiments never carry it."""
+
+    experiments: list[str] = Field(default_factory=list)
+
+    @field_validator("experiments", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
 class ExperimentSpec(_Wire):
     parameters: list[ParameterSpec] = Field(default_factory=list)
     objective: Objective | None = None
@@ -298,6 +311,7 @@ class ExperimentSpec(_Wire):
     metrics_collector_spec: MetricsCollectorSpec | None = None
     nas_config: NasConfig | None = None
     resume_policy: str | None = None
+    warm_start: WarmStart | None = None
 
     @field_validator("parameters", mode="before")
     @classmethod

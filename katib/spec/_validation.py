@@ -89,6 +89,7 @@ def validate_experiment(exp: Experiment, checks: AlgorithmChecks | None = None) 
     _check_algorithms(spec, parameters_valid, checks or algorithm_checks(), errors)
     _check_trial_template(spec, errors)
     _check_metrics_collector(spec.metrics_collector_spec, errors)
+    _check_warm_start(exp, errors)
     return errors.items
 
 
@@ -127,6 +128,84 @@ def validate_restart(old: Experiment, new: Experiment, trials_run: int) -> list[
             f"must be greater than status.trials count ({trials_run} trials already run),"
             f" got {max_trials}",
         )
+    return errors.items
+
+
+# --- warm start (an extension of Katib's spec) ---------------------------------------------
+
+
+def _check_warm_start(exp: Experiment, errors: _Errors) -> None:
+    warm = exp.spec.warm_start
+    if warm is None:
+        return
+    path = "spec.warmStart.experiments"
+    if not warm.experiments:
+        errors.add(path, "must name at least one experiment to start from")
+    if exp.spec.nas_config is not None:
+        errors.add("spec.warmStart", "a neural architecture search cannot be warm-started")
+    seen: set[str] = set()
+    for i, name in enumerate(warm.experiments):
+        item = f"{path}[{i}]"
+        if not name or not _NAME_RE.match(name) or len(name) > MAX_NAME_LENGTH:
+            errors.add(item, f"{name!r} is not an experiment name")
+        elif name == exp.metadata.name:
+            errors.add(item, "an experiment cannot warm-start from itself")
+        elif name in seen:
+            errors.add(item, f"duplicate experiment {name!r}")
+        seen.add(name)
+
+
+def validate_warm_start(
+    exp: Experiment, sources: Sequence[tuple[str, Experiment | None]]
+) -> list[FieldError]:
+    """Whether ``exp`` can start from the trials of ``sources`` (name, stored experiment or
+    None when there is none of that name), in the order of ``spec.warmStart.experiments``.
+
+    A source is compatible when it has exactly the same parameters, each of the same type,
+    and collected every metric ``exp`` optimizes. Ranges and lists may differ: trials outside
+    ``exp``'s feasible space are not used.
+    """
+    errors = _Errors()
+    objective = exp.spec.objective
+    wanted = [objective.objective_metric_name] if objective and objective.objective_metric_name \
+        else []
+    mine = {p.name: p.parameter_type for p in exp.spec.parameters if p.name}
+    for i, (name, source) in enumerate(sources):
+        item = f"spec.warmStart.experiments[{i}]"
+        if source is None:
+            errors.add(item, f"experiment {exp.namespace}/{name} not found")
+            continue
+        if source.spec.nas_config is not None or not source.spec.parameters:
+            errors.add(item, f"experiment {name} searched neural architectures, not parameters")
+            continue
+        theirs = {p.name: p.parameter_type for p in source.spec.parameters if p.name}
+        for param, kind in mine.items():
+            if param not in theirs:
+                errors.add(
+                    item,
+                    f"incompatible search space: experiment {name} has no parameter {param!r}",
+                )
+            elif theirs[param] != kind:
+                errors.add(
+                    item,
+                    f"incompatible search space: parameter {param!r} is {kind} here and"
+                    f" {theirs[param]} in experiment {name}",
+                )
+        for param in theirs:
+            if param not in mine:
+                errors.add(
+                    item,
+                    f"incompatible search space: experiment {name} has parameter {param!r},"
+                    " which this experiment does not",
+                )
+        collected = source.spec.objective.all_metric_names() if source.spec.objective else []
+        for metric in wanted:
+            if metric not in collected:
+                errors.add(
+                    item,
+                    f"experiment {name} did not collect metric {metric!r}"
+                    f" (it collected {', '.join(collected) or 'none'})",
+                )
     return errors.items
 
 

@@ -498,3 +498,25 @@ def test_refed_trials_count_once(algorithm_name: str, space_name: str) -> None:
     tried = set(keys(history.space, history.suggested))
     assert len(set(keys(history.space, from_twice))) == len(from_twice)
     assert not set(keys(history.space, from_twice)) & tried
+
+
+# --- (7) warm start: another experiment's trials as history ---------------------------------
+
+
+@pytest.mark.parametrize("space_name", ["mixed", "finite", "small"])
+def test_a_warm_start_history_is_taken_in(algorithm_name: str, space_name: str) -> None:
+    # Finished trials the algorithm never suggested, fed before anything else (spec.warmStart).
+    if not get_algorithm(algorithm_name).supports_warm_start:
+        pytest.skip(f"{algorithm_name} cannot be warm-started")
+    donor = Driver(build("random", space_name, seed=1), prefix="earlier")
+    donor.round(4)
+    donor.round(2, states=(FAILED, EARLY_STOPPED))
+    algorithm = build(algorithm_name, space_name)
+    algorithm.update(donor.completed, [])
+    driver = Driver(algorithm)
+    suggestions = driver.round(3) + driver.round(3)
+    assert len(suggestions) == 6
+    for assignments in suggestions:
+        assert_in_space(SPACES[space_name], assignments)
+    assert not set(keys(driver.space, suggestions)) & set(keys(driver.space, donor.suggested))
+    assert len(set(keys(driver.space, suggestions))) == len(suggestions)

@@ -104,7 +104,7 @@ def create_experiment(
             "request body",
         )
     exp.metadata.namespace = namespace
-    check_runnable(exp)
+    check_runnable(exp, storage)
     record = storage.create_experiment(exp, source_dir=folder)
     response.headers["Location"] = f"/api/v1/namespaces/{namespace}/experiments/{record.name}"
     return service.experiment_view(storage, record)

@@ -3,7 +3,10 @@ and the history of finished trials read back from storage when a run starts."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from katib.controller import ControllerLoop, FixedExperiments
 from katib.records import ExperimentCondition, TrialState
@@ -14,10 +17,16 @@ from tests.katib.controller.test_loop import (
     Play,
     experiment,
     run_loop,
-    storage,  # noqa: F401 - the fixture
     trials,
 )
 from trial_runner import KillReason, TrialLaunch
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[Storage]:
+    s = Storage.open(f"sqlite:///{tmp_path / 'katib.db'}")
+    yield s
+    s.close()
 
 
 def asha_doc(max_trials: int, parallel: int = 1) -> dict[str, object]:
@@ -33,7 +42,7 @@ def asha_doc(max_trials: int, parallel: int = 1) -> dict[str, object]:
 
 
 def test_asha_stops_a_trial_behind_the_rung_with_its_whole_history(
-    storage: Storage, tmp_path: Path  # noqa: F811
+    storage: Storage, tmp_path: Path
 ) -> None:
     def script(launch: TrialLaunch) -> Play:
         if len(launcher.launches) <= 3:  # three good trials pass rungs 0, 1 and 2
@@ -53,7 +62,7 @@ def test_asha_stops_a_trial_behind_the_rung_with_its_whole_history(
 
 
 def test_asha_with_parallel_trials_judges_each_on_arrival(
-    storage: Storage, tmp_path: Path  # noqa: F811
+    storage: Storage, tmp_path: Path
 ) -> None:
     # Three trials at once, reporting one value per event and running until stopped; each
     # trial's loss is its launch order, so every later one is behind the first at rung 0.
@@ -77,7 +86,7 @@ def test_asha_with_parallel_trials_judges_each_on_arrival(
 
 
 def test_a_restarted_run_feeds_the_rule_the_stored_histories(
-    storage: Storage, tmp_path: Path  # noqa: F811
+    storage: Storage, tmp_path: Path
 ) -> None:
     good = FakeLauncher(lambda launch: Play(metrics=[{"loss": 1.0}] * 9))
     _, record = run_loop(storage, good, asha_doc(3), tmp_path)
@@ -96,7 +105,7 @@ def test_a_restarted_run_feeds_the_rule_the_stored_histories(
 
 
 def test_the_threshold_rule_needs_no_other_trial(
-    storage: Storage, tmp_path: Path  # noqa: F811
+    storage: Storage, tmp_path: Path
 ) -> None:
     launcher = FakeLauncher(lambda launch: Play(metrics=[{"loss": 50.0}] * 3, ending=None))
     doc = experiment(
