@@ -51,6 +51,9 @@ class TrialRecord:
 
     ``objective`` is the objective metric already reduced by its metric strategy, in the
     user's direction (not negated); None when the trial produced no objective value.
+    ``values``: in an experiment with several objectives, every objective's value reduced the
+    same way, in the order of :attr:`Algorithm.directions` (``objective`` first); None when
+    any of them is missing or the experiment has one objective.
     ``labels`` are the labels the trial was created with (see :meth:`Algorithm.labels_for`).
     """
 
@@ -60,6 +63,7 @@ class TrialRecord:
     objective: float | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    values: tuple[float, ...] | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -89,6 +93,9 @@ class Algorithm(ABC):
     #: False for schedules that must see only their own trials (hyperband's brackets, PBT's
     #: populations).
     supports_warm_start: ClassVar[bool] = True
+    #: Whether it optimizes several objectives at once (``objective.additionalObjectives``).
+    #: Algorithms that ignore the objective (random, grid, sobol) do so trivially.
+    multi_objective: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -98,12 +105,40 @@ class Algorithm(ABC):
         settings: Mapping[str, str] | None = None,
         max_trial_count: int | None = None,
         parallel_trial_count: int = 1,
+        directions: Sequence[bool] | None = None,
     ) -> None:
+        """Args:
+            space: The search space.
+            maximize: Whether the objective is maximized.
+            settings: The user's settings (validated).
+            max_trial_count: The experiment's budget, if any.
+            parallel_trial_count: Trials that run at once.
+            directions: With several objectives, whether each is maximized, the objective
+                first (``directions[0] == maximize``); None for one objective.
+        """
         self.space = space
         self.maximize = maximize
         self.settings = self.resolve_settings(settings or {})
         self.max_trial_count = max_trial_count
         self.parallel_trial_count = parallel_trial_count
+        self.directions: tuple[bool, ...] = (
+            (maximize,) if directions is None else tuple(bool(d) for d in directions)
+        )
+        if self.directions[0] != maximize:
+            raise ValueError("directions[0] must be the objective's direction (maximize)")
+
+    @property
+    def objective_count(self) -> int:
+        """How many objectives the experiment optimizes."""
+        return len(self.directions)
+
+    def objective_values(self, trial: TrialRecord) -> tuple[float, ...] | None:
+        """The trial's value of every objective (user's direction), None if any is missing."""
+        if self.objective_count == 1:
+            return None if trial.objective is None else (trial.objective,)
+        if trial.values is None or len(trial.values) != self.objective_count:
+            return None
+        return tuple(trial.values)
 
     @classmethod
     def resolve_settings(cls, settings: Mapping[str, str]) -> dict[str, str]:

@@ -82,6 +82,7 @@ class GridSearch(Algorithm):
     """
 
     name = "grid"
+    multi_objective = True  # it never looks at the objectives
     settings_spec = {
         "random_state": SettingSpec(None, "seed of the visiting order", check_int(0)),
     }
