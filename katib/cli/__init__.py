@@ -356,11 +356,10 @@ def _run_experiments(
         Interrupted,
         LoopbackPush,
         admit,
-        best_trial,
     )
     from katib.records import ExperimentCondition
+    from katib.service import best_view
     from katib.storage import katib_home
-    from katib.views import best_trial_json
     from trial_runner.local import LocalProcessLauncher
 
     if records is None:
@@ -390,7 +389,7 @@ def _run_experiments(
     results = []
     for record in records:
         record = storage.get_experiment_by_id(record.id)
-        results.append(best_trial_json(record, best_trial(storage, record)))
+        results.append(best_view(storage, record))
         print_best(console, results[-1], record.message)
     if output:
         write_best(output, results)

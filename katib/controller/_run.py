@@ -31,7 +31,9 @@ from katib.controller._decisions import (
 from katib.controller._optimal import (
     OPTIMAL_CANDIDATE_STATES,
     MetricAccumulator,
-    is_better,
+    directions,
+    is_better_trial,
+    objective_values,
     optimal_trial,
 )
 from katib.controller._owner import new_owner_id
@@ -199,8 +201,8 @@ class ExperimentRun:
                 type="Warning" if warm.problems else "Normal",
             )
         self.algorithm.update(
-            [_for_algorithm(t) for t in (*warm.trials, *finished)],
-            [_for_algorithm(t) for t in self.trials.values()],
+            [self._for_algorithm(t) for t in (*warm.trials, *finished)],
+            [self._for_algorithm(t) for t in self.trials.values()],
         )
         self.early_stopping = self._build_early_stopping()
         if self.early_stopping is not None:
@@ -234,6 +236,7 @@ class ExperimentRun:
             settings=spec.algorithm.settings_dict(),
             max_trial_count=spec.max_trial_count,
             parallel_trial_count=spec.parallel_trial_count or 1,
+            directions=directions(self.objective) if self.objective.is_multi_objective else None,
         )
 
     def _build_early_stopping(self) -> EarlyStopping | None:
@@ -245,6 +248,18 @@ class ExperimentRun:
             metric=self.objective.objective_metric_name or "",
             maximize=self.objective.type == "maximize",
             settings=early.settings_dict(),
+        )
+
+    def _for_algorithm(self, trial: TrialRecord) -> AlgorithmTrial:
+        multi = self.objective.is_multi_objective
+        return AlgorithmTrial(
+            name=trial.name,
+            assignments=trial.assignments,
+            state=str(trial.state),
+            objective=trial.objective,
+            metrics={k: v.latest for k, v in trial.metrics.items()},
+            labels=trial.labels,
+            values=objective_values(trial.metrics, self.objective) if multi else None,
         )
 
     # Decisions ---------------------------------------------------------------------------
@@ -495,7 +510,8 @@ class ExperimentRun:
             self.exhausted = False  # new information: the algorithm may have more to say
             if self.algorithm is not None:
                 self.algorithm.update(
-                    [_for_algorithm(trial)], [_for_algorithm(t) for t in self.trials.values()]
+                    [self._for_algorithm(trial)],
+                    [self._for_algorithm(t) for t in self.trials.values()],
                 )
         self._consider_best(trial)
         self.observer.trial_finished(self, trial)
@@ -503,12 +519,8 @@ class ExperimentRun:
             self._close()
 
     def _consider_best(self, trial: TrialRecord) -> None:
-        if (
-            trial.state not in OPTIMAL_CANDIDATE_STATES
-            or trial.objective is None
-            or not is_better(
-                trial.objective, None if self.best is None else self.best.objective, self.objective
-            )
+        if trial.state not in OPTIMAL_CANDIDATE_STATES or not is_better_trial(
+            trial, self.best, self.objective
         ):
             return
         self.best = trial
@@ -650,13 +662,4 @@ def _points(observations: Sequence[Observation]) -> list[ObservationPoint]:
     return out
 
 
-def _for_algorithm(trial: TrialRecord) -> AlgorithmTrial:
-    return AlgorithmTrial(
-        name=trial.name,
-        assignments=trial.assignments,
-        state=str(trial.state),
-        objective=trial.objective,
-        metrics={k: v.latest for k, v in trial.metrics.items()},
-        labels=trial.labels,
-    )
 

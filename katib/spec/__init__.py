@@ -5,6 +5,7 @@ from katib.spec._loader import MAX_FILE_BYTES, load_experiments, parse_experimen
 from katib.spec._models import (
     API_VERSION,
     KIND,
+    AdditionalObjective,
     AlgorithmSetting,
     AlgorithmSpec,
     CollectorKind,
@@ -36,6 +37,7 @@ __all__ = [
     "AlgorithmChecks",
     "API_VERSION",
     "KIND",
+    "AdditionalObjective",
     "AlgorithmSetting",
     "AlgorithmSpec",
     "CollectorKind",

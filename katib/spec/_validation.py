@@ -84,6 +84,7 @@ def validate_experiment(exp: Experiment, checks: AlgorithmChecks | None = None) 
     _check_header(exp, errors)
     _check_counts(spec, errors)
     _check_objective(spec.objective, errors)
+    _check_multi_objective(spec, errors)
     _check_resume_policy(spec.resume_policy, errors)
     parameters_valid = _check_search_space(spec, errors)
     _check_algorithms(spec, parameters_valid, checks or algorithm_checks(), errors)
@@ -167,8 +168,7 @@ def validate_warm_start(
     """
     errors = _Errors()
     objective = exp.spec.objective
-    wanted = [objective.objective_metric_name] if objective and objective.objective_metric_name \
-        else []
+    wanted = [name for name, _ in objective.objectives()] if objective else []
     mine = {p.name: p.parameter_type for p in exp.spec.parameters if p.name}
     for i, (name, source) in enumerate(sources):
         item = f"spec.warmStart.experiments[{i}]"
@@ -303,6 +303,7 @@ def _check_objective(objective: Objective | None, errors: _Errors) -> None:
         elif metric in seen:
             errors.add(item, f"duplicate metric name {metric!r}")
         seen.add(metric)
+    _check_additional_objectives(objective, errors)
     metrics = objective.all_metric_names()
     strategies = [s.value for s in MetricStrategyType]
     chosen: dict[str, str] = {}
@@ -324,6 +325,55 @@ def _check_objective(objective: Objective | None, errors: _Errors) -> None:
             )
         if strategy.value not in strategies:
             errors.add(f"{item}.value", f"must be {_one_of(strategies)}, got {strategy.value!r}")
+
+
+def _check_additional_objectives(objective: Objective, errors: _Errors) -> None:
+    """``objective.additionalObjectives``: an extension of Katib's spec (multi-objective)."""
+    extras = objective.additional_objectives
+    if extras is None:
+        return
+    path = "spec.objective.additionalObjectives"
+    if not extras:
+        errors.add(path, "must list at least one objective (or be left out)")
+    types = [t.value for t in ObjectiveType]
+    seen: set[str] = set()
+    for i, extra in enumerate(extras):
+        item = f"{path}[{i}]"
+        if not extra.name:
+            errors.add(f"{item}.name", "must be specified")
+        elif extra.name == objective.objective_metric_name:
+            errors.add(f"{item}.name", "should not repeat spec.objective.objectiveMetricName")
+        elif extra.name in seen:
+            errors.add(f"{item}.name", f"duplicate objective {extra.name!r}")
+        elif extra.name in objective.additional_metric_names:
+            errors.add(
+                f"{item}.name",
+                f"{extra.name!r} is also in spec.objective.additionalMetricNames; an objective"
+                " is collected anyway, list it once",
+            )
+        if extra.name:
+            seen.add(extra.name)
+        if not extra.type:
+            errors.add(f"{item}.type", f"must be specified ({_one_of(types)})")
+        elif extra.type not in types:
+            errors.add(f"{item}.type", f"must be {_one_of(types)}, got {extra.type!r}")
+    if extras and objective.goal is not None:
+        errors.add(
+            "spec.objective.goal",
+            "is not supported with spec.objective.additionalObjectives: several objectives"
+            " have no single goal",
+        )
+
+
+def _check_multi_objective(spec: ExperimentSpec, errors: _Errors) -> None:
+    if spec.objective is None or not spec.objective.is_multi_objective:
+        return
+    if spec.early_stopping is not None:
+        errors.add(
+            "spec.earlyStopping",
+            "early stopping judges one objective; it cannot be used with"
+            " spec.objective.additionalObjectives",
+        )
 
 
 # --- search space ---------------------------------------------------------------------------

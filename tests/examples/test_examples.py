@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def test_every_example_folder_is_covered() -> None:
     assert {p.parent.name for p in EXAMPLES} >= {
         "branin", "branin-grid", "sklearn-svc", "plugin-algorithm", "asha", "warm-start",
+        "multi-objective",
     }
 
 
@@ -68,6 +69,9 @@ def test_example_runs_to_success(path: Path, tmp_path: Path, katib_home: Path) -
     assert {a["name"] for a in best["parameterAssignments"]} == names
     objective = spec["objective"]["objectiveMetricName"]
     assert objective in {m["name"] for m in best["observation"]["metrics"]}
+    if "additionalObjectives" in spec["objective"]:
+        assert best["paretoFront"], "a multi-objective example ends with a Pareto front"
+        assert best["paretoFront"][0]["trialName"] == best["bestTrialName"]
     trials = json.loads(subprocess.run(
         [sys.executable, "-m", "katib", "get", "trials", doc["metadata"]["name"], "-o", "json"],
         env=env, capture_output=True, text=True, check=True,
