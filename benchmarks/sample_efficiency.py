@@ -443,11 +443,14 @@ class Comparison:
 
 def compare(
     problem: str, a: Sequence[float], b: Sequence[float], names: tuple[str, str], n: int,
-    *, resamples: int = 10_000, seed: int = 0,
+    *, resamples: int = 10_000, seed: int = 0, maximize: bool = False,
 ) -> Comparison:
+    """Compare two contenders' values over seeds; ``maximize``: larger is better (then
+    "worse" means smaller, and the medians and interval are in the values' own sign)."""
     from scipy.stats import mannwhitneyu
 
-    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    sign = -1.0 if maximize else 1.0
+    xa, xb = sign * np.asarray(a, dtype=float), sign * np.asarray(b, dtype=float)
     worse = mannwhitneyu(xa, xb, alternative="greater")
     two = mannwhitneyu(xa, xb, alternative="two-sided")
     # U of "b > a": how often a's value is the smaller (better) one.
@@ -456,10 +459,10 @@ def compare(
     diffs = np.median(rng.choice(xa, (resamples, len(xa))), axis=1) - np.median(
         rng.choice(xb, (resamples, len(xb))), axis=1
     )
-    low, high = np.percentile(diffs, [2.5, 97.5])
+    low, high = sorted(sign * np.percentile(diffs, [2.5, 97.5]))
     return Comparison(
         problem, names[0], names[1], n, (len(xa), len(xb)),
-        float(np.median(xa)), float(np.median(xb)),
+        sign * float(np.median(xa)), sign * float(np.median(xb)),
         float(worse.pvalue), float(two.pvalue), better, (float(low), float(high)),
     )
 

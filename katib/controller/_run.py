@@ -230,13 +230,20 @@ class ExperimentRun:
         spec = self.spec.spec
         assert spec.algorithm is not None and spec.algorithm.algorithm_name
         cls = get_algorithm(spec.algorithm.algorithm_name)
+        # ``directions`` only with several objectives: a plugin written before they existed
+        # may not take the argument, and it is refused for them anyway.
+        extra = (
+            {"directions": directions(self.objective)}
+            if self.objective.is_multi_objective
+            else {}
+        )
         return cls(
             SearchSpace.from_spec(spec.parameters),
             maximize=self.objective.type == "maximize",
             settings=spec.algorithm.settings_dict(),
             max_trial_count=spec.max_trial_count,
             parallel_trial_count=spec.parallel_trial_count or 1,
-            directions=directions(self.objective) if self.objective.is_multi_objective else None,
+            **extra,
         )
 
     def _build_early_stopping(self) -> EarlyStopping | None:

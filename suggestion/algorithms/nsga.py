@@ -21,8 +21,8 @@ Settings (optuna's names and defaults; Katib has neither algorithm):
   parameter from the second parent.
 * ``mutation_prob`` (unset: 1 / the number of parameters; in [0, 1]): probability that a
   parameter of a child is drawn at random instead.
-* ``dividing_parameter`` (nsga3 only; 3, >= 1): divisions of each objective axis for the
-  reference points.
+* ``dividing_parameter`` (nsga3 only; 3, 1..12): divisions of each objective axis for the
+  reference points (there are C(objectives + p - 1, p) of them).
 * ``random_state`` (>= 0): seed.
 """
 
@@ -55,8 +55,10 @@ def _settings(*, nsga3: bool) -> dict[str, SettingSpec]:
         "random_state": SettingSpec(None, "seed of the random generators", check_int(0)),
     }
     if nsga3:
+        # Reference points number C(objectives + p - 1, p): capped so that a typo cannot
+        # ask for billions of them.
         spec["dividing_parameter"] = SettingSpec(
-            "3", "divisions of each objective axis for the reference points", check_int(1)
+            "3", "divisions of each objective axis for the reference points", check_int(1, 12)
         )
     return spec
 
