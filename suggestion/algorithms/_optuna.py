@@ -286,7 +286,7 @@ class OptunaSearch(Algorithm):
             params=params,
             distributions=dict(self._distributions),
             user_attrs={},
-            system_attrs=dict(self._trial_attrs.get(self.space.key(assignments), {})),
+            system_attrs=self._attrs_to_add(self.space.key(assignments), state),
             intermediate_values={},
         )
         try:
@@ -296,6 +296,15 @@ class OptunaSearch(Algorithm):
             return None
         self._n_trials += 1
         return self._n_trials - 1
+
+    def _attrs_to_add(self, key: Key, state: TrialState) -> dict[str, Any]:
+        if key in self._trial_attrs:  # known from a loaded state
+            return dict(self._trial_attrs[key])
+        return self._attrs_of_unknown_trial() if state.is_finished() else {}
+
+    def _attrs_of_unknown_trial(self) -> dict[str, Any]:
+        """Sampler attributes for a finished trial it never suggested (a warm start)."""
+        return {}
 
     # Suggestions -------------------------------------------------------------------------
 
@@ -370,12 +379,12 @@ class OptunaSearch(Algorithm):
                 continue
             key = self._key_of(trial)
             key_of_id[trial._trial_id] = key
-            kept = {
+            # Kept even when empty: a point the sampler knew without attributes must not get
+            # a warm start's attributes after a restart.
+            trial_attrs[key] = {
                 k: v for k, v in trial.system_attrs.items()
                 if k.startswith(self.trial_attr_prefixes)
             }
-            if kept:
-                trial_attrs[key] = kept
         study_attrs: dict[str, list[Key]] = dict(self._study_attrs or {})
         for name, ids in self._storage.get_study_system_attrs(self._study_id).items():
             if name.startswith(self.study_attr_prefixes) and isinstance(ids, list):

@@ -5,7 +5,8 @@ parents are the best of the previous parents and the current population, by non-
 rank, then by crowding distance (NSGA-II, Deb et al. 2002) or by the distance to reference
 points on a simplex (NSGA-III, Deb and Jain 2014, which spreads many-objective fronts more
 evenly); children come from uniform crossover and mutation. The first generation is drawn at
-random. They work with one objective too (then NSGA-II is a plain genetic algorithm).
+random, or is the finished trials of a warm start (``spec.warmStart``). They work with one
+objective too (then NSGA-II is a plain genetic algorithm).
 
 The samplers are optuna's ``NSGAIISampler`` and ``NSGAIIISampler`` driven through the study
 bridge (:class:`~suggestion.algorithms._optuna.OptunaSearch`); each trial's generation and the
@@ -81,6 +82,10 @@ class _GeneticSearch(OptunaSearch):
 
     def _make_sampler(self, seed: int) -> BaseSampler:
         return self.sampler_class(**self._sampler_options(seed))
+
+    def _attrs_of_unknown_trial(self) -> dict[str, Any]:
+        # Trials of a warm start form the first generation: the sampler breeds from them.
+        return {self.sampler_class._get_generation_key(): 0}
 
     # The sampler's state is its two random generators, as JSON (no pickle): its caches are
     # rebuilt from the study, whose bookkeeping the bridge keeps by point.

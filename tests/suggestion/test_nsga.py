@@ -90,6 +90,19 @@ def test_generations_survive_restarts(name: str, batch: int) -> None:
     assert len(history) == 8 * batch
 
 
+@pytest.mark.parametrize("name", ["nsga2", "nsga3"])
+def test_warm_start_trials_are_the_first_generation(name: str) -> None:
+    donor = build("random", 9)
+    history = [tell(donor, f"old{i}", donor.suggest(1)[0]) for i in range(6)]
+    algorithm = build(name, population_size="4")
+    algorithm.update(history, [])
+    algorithm.suggest(1)
+    study = algorithm._study  # type: ignore[attr-defined]
+    key = study.sampler._get_generation_key()
+    # Six finished trials of generation 0 (more than a population): the next is bred, gen 1.
+    assert study.trials[-1].system_attrs[key] == 1
+
+
 def test_state_has_no_pickle() -> None:
     algorithm = build("nsga2", population_size="4")
     for i in range(6):
