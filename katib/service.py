@@ -21,9 +21,11 @@ from typing import Any
 from katib._time import now
 from katib.controller import (
     REASON_EXPERIMENT_DONE,
+    best_trial,
     best_trials,
     live_owner,
     owner_alive,
+    pareto_front_of,
 )
 from katib.errors import ConflictError, FieldError, InvalidExperimentError
 from katib.records import (
@@ -36,7 +38,7 @@ from katib.records import (
 )
 from katib.spec import validate_experiment
 from katib.storage import Storage, katib_home
-from katib.views import experiment_json
+from katib.views import best_trial_json, experiment_json, pareto_front_json
 
 #: Folders under KATIB_HOME that hold files of one experiment, by namespace and name.
 EXPERIMENT_FOLDERS = ("logs", "checkpoints", "trials", "functions")
@@ -78,6 +80,23 @@ def experiments_view(
         body["status"]["interrupted"] = interrupted(r)
         out.append(body)
     return out
+
+
+def best_view(storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
+    """The optimal trial as ``katib best -o json`` and the REST API have it; with several
+    objectives, with the Pareto front (``paretoFront``) beside Katib's fields."""
+    objective = record.spec.spec.objective
+    front = (
+        pareto_front_of(storage, record)
+        if objective is not None and objective.is_multi_objective
+        else None
+    )
+    return best_trial_json(record, best_trial(storage, record), front)
+
+
+def pareto_view(storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
+    """The experiment's objectives and Pareto front (one objective: its best trials)."""
+    return pareto_front_json(record, pareto_front_of(storage, record))
 
 
 def apply_budget(

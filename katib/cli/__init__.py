@@ -255,6 +255,14 @@ def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: st
     help="Write the optimal trial as JSON to this file.",
 )
 @click.option("--namespace", "-n", default=None, help="Override metadata.namespace.")
+@click.option(
+    "--warm-start",
+    "warm_start",
+    default=None,
+    metavar="EXP[,EXP]",
+    help="Start from the finished trials of these experiments (same namespace, compatible "
+    "search space): sets spec.warmStart.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_user_errors
 def run(
@@ -264,6 +272,7 @@ def run(
     token: str | None,
     output: str | None,
     namespace: str | None,
+    warm_start: str | None,
     quiet: bool,
 ) -> None:
     """Run the experiment(s) in FILE to the end on this machine (or on a --server).
@@ -283,6 +292,8 @@ def run(
     if namespace:
         for exp in experiments:
             exp.metadata.namespace = namespace
+    if warm_start is not None:
+        _set_warm_start(experiments, warm_start, file)
     seen = set()
     for exp in experiments:
         key = (exp.namespace, exp.name)
@@ -297,6 +308,20 @@ def run(
     else:
         code = _run_experiments(experiments, _storage(db), source_dir, output, quiet)
     sys.exit(code)
+
+
+def _set_warm_start(experiments: Sequence[Any], names: str, file: str) -> None:
+    """``--warm-start a,b``: every experiment of the file starts from a and b."""
+    from katib.spec import WarmStart, validate_experiment
+
+    sources = [n.strip() for n in names.split(",") if n.strip()]
+    if not sources:
+        _fail("--warm-start needs at least one experiment name", EXIT_USAGE)
+    for exp in experiments:
+        exp.spec.warm_start = WarmStart(experiments=sources)
+        errors = validate_experiment(exp)
+        if errors:
+            raise InvalidExperimentError(errors, f"{file} (with --warm-start)")
 
 
 def _run_on_server(
@@ -376,11 +401,10 @@ def _run_experiments(
         Interrupted,
         LoopbackPush,
         admit,
-        best_trial,
     )
     from katib.records import ExperimentCondition
+    from katib.service import best_view
     from katib.storage import katib_home
-    from katib.views import best_trial_json
     from trial_runner.local import LocalProcessLauncher
 
     if records is None:
@@ -419,7 +443,7 @@ def _run_experiments(
     results = []
     for record in records:
         record = storage.get_experiment_by_id(record.id)
-        results.append(best_trial_json(record, best_trial(storage, record)))
+        results.append(best_view(storage, record))
         print_best(console, results[-1], record.message)
         explain_failures(backend, record.namespace, record.name)
     if output:

@@ -237,6 +237,26 @@ def print_best(console: Console, best: Mapping[str, Any], message: str) -> None:
             f"[dim]min {m['min']:.6g}  max {m['max']:.6g}  latest {m['latest']:.6g}[/]",
         )
     console.print(table)
+    if "paretoFront" in best:
+        console.print(pareto_table(best["paretoFront"]))
+
+
+def pareto_table(front: Sequence[Mapping[str, Any]]) -> Table:
+    """The Pareto front of a multi-objective experiment: one row per trial, its objectives'
+    values, then its parameters."""
+    objectives = list(front[0]["objectives"]) if front else []
+    params = list(assignments(front[0])) if front else []
+    table = Table(title=f"Pareto front ({len(front)} trials)", box=None, title_justify="left")
+    table.add_column("trial")
+    for o in objectives:
+        arrow = "↑" if o["type"] == "maximize" else "↓"
+        table.add_column(f"{o['name']} {arrow}", justify="right")
+    for name in params:
+        table.add_column(name, style="dim")
+    for trial in front:
+        values = [fmt_value(o["value"]) for o in trial["objectives"]]
+        table.add_row(trial["trialName"], *values, *assignments(trial).values())
+    return table
 
 
 def print_experiment(

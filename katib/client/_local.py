@@ -9,13 +9,12 @@ from typing import Any
 
 from katib import service
 from katib.client._base import TAIL_BYTES, Backend, BudgetCounts, last_lines
-from katib.controller import best_trial, check_runnable
+from katib.controller import check_runnable
 from katib.errors import ConflictError, NotFoundError
 from katib.records import ExperimentRecord
 from katib.spec import parse_experiment
 from katib.storage import Storage, normalize_url
 from katib.views import (
-    best_trial_json,
     events_json,
     observation_log_json,
     token_view,
@@ -53,7 +52,7 @@ class LocalBackend(Backend):
         self, document: Mapping[str, Any], *, source_dir: str | None = None
     ) -> dict[str, Any]:
         exp = parse_experiment(dict(document))
-        check_runnable(exp)
+        check_runnable(exp, self.storage)
         record = self.storage.create_experiment(exp, source_dir=source_dir or os.getcwd())
         return service.experiment_view(self.storage, record)
 
@@ -67,8 +66,7 @@ class LocalBackend(Backend):
         return [v for v in views if v["status"]["archived"] == archived]
 
     def best_trial(self, namespace: str, name: str) -> dict[str, Any]:
-        record = self._experiment(namespace, name)
-        return best_trial_json(record, best_trial(self.storage, record))
+        return service.best_view(self.storage, self._experiment(namespace, name))
 
     def list_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
         record = self._experiment(namespace, name)

@@ -67,7 +67,7 @@ from katib.sdk._objective import (
     trial_call_spec,
 )
 from katib.sdk._progress import Progress, TrialNews, wanted
-from katib.sdk._types import LoggedMetric, MetricLog, OptimalTrial
+from katib.sdk._types import LoggedMetric, MetricLog, OptimalTrial, ParetoTrial
 from katib.spec import Experiment, load_experiments, parse_experiment, validate_restart
 from katib.storage import Storage, default_url, katib_home, normalize_url
 from trial_runner.local import LocalProcessLauncher
@@ -910,6 +910,46 @@ class KatibClient:
             frame[column] = pd.to_datetime(frame[column], utc=True)
         frame["duration"] = pd.to_timedelta(frame["duration"], unit="s")
         return frame
+
+    def get_pareto_front(self, name: str, namespace: str | None = None) -> list[ParetoTrial]:
+        """The Pareto front of an experiment with several objectives
+        (``objective.additionalObjectives``): the trials no other trial dominates, best first
+        on the objective metric. With one objective, the optimal trial alone (or [] while no
+        trial has succeeded).
+
+        Returns:
+            :class:`ParetoTrial` items: ``name``, ``parameter_assignments``, ``observation``
+            and ``objectives`` (each optimized metric's value after its metric strategy).
+
+        Raises:
+            NotFoundError: no such experiment.
+        """
+        best = self._backend.best_trial(namespace or self.namespace, name)
+        if "paretoFront" in best:
+            return [ParetoTrial.from_json(item) for item in best["paretoFront"]]
+        if not best.get("bestTrialName"):
+            return []
+        metrics = {m["name"]: m for m in best["observation"]["metrics"]}
+        experiment = self._backend.get_experiment(namespace or self.namespace, name)
+        objective = experiment["spec"]["objective"]
+        metric = objective["objectiveMetricName"]
+        strategy = next(
+            (s["value"] for s in objective.get("metricStrategies") or [] if s["name"] == metric),
+            "latest",
+        )
+        summary = metrics.get(metric)
+        return [
+            ParetoTrial.from_json(
+                {
+                    "trialName": best["bestTrialName"],
+                    "parameterAssignments": best["parameterAssignments"],
+                    "observation": best["observation"],
+                    "objectives": [
+                        {"name": metric, "value": None if summary is None else summary[strategy]}
+                    ],
+                }
+            )
+        ]
 
     def get_trial(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         """The Katib Trial (a camelCase dict with ``status``).
