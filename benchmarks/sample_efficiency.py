@@ -4,8 +4,8 @@
 Requirement (issue "Suggestion algorithms"): every registered algorithm, driven in-process
 through its contract (``suggest(1)``, evaluate, ``update``), on
 
-* Branin (2-D, optimum 0.397887), Hartmann6 (6-D, optimum -3.32237), Rosenbrock (5-D on
-  [-5, 10]^5, optimum 0), and
+* Branin (2-D, optimum 0.397887; ``branin-grid``: on a 31 x 31 grid), Hartmann6 (6-D,
+  optimum -3.32237), Rosenbrock (5-D on [-5, 10]^5, optimum 0), and
 * ``svc-digits``: an SVC on 600 samples of scikit-learn's ``load_digits`` (3-fold
   cross-validated error; C and gamma log-uniform, kernel categorical, degree int),
 
@@ -22,6 +22,12 @@ steps, hyperband needs a resource parameter, ...) are listed as skipped with the
     python benchmarks/sample_efficiency.py --quick              # smoke run, about a minute
     python benchmarks/sample_efficiency.py --algorithms bayesianoptimization,skopt-gp \\
         --problems branin,hartmann6 --seeds 5 --jobs 2 --json out.json
+    python benchmarks/sample_efficiency.py --algorithms tpe,optuna-tpe-independent \\
+        --problems hartmann6 --seeds 20 --compare tpe=optuna-tpe-independent
+
+``--compare A=B`` adds, per problem and budget, whether A is as good as B over the seeds: the
+medians, a 95% bootstrap interval of their difference, the probability that a seed of A beats
+one of B, and Mann-Whitney U p-values (one-sided "A worse", and two-sided).
 """
 
 from __future__ import annotations
@@ -168,6 +174,21 @@ PROBLEMS: dict[str, Problem] = {
         SearchSpace(tuple(Parameter(f"x{i}", "double", min=-5.0, max=10.0) for i in range(5))),
         rosenbrock5,
         0.0,
+    ),
+    # Branin on a 31 x 31 grid (step 0.5), where grid search takes part; run it with a
+    # budget much smaller than the grid (``--trials 16``) to see whether one corner or the
+    # whole space is sampled.
+    "branin-grid": Problem(
+        "branin-grid",
+        SearchSpace(
+            (
+                Parameter("x1", "double", min=-5.0, max=10.0, step=0.5),
+                Parameter("x2", "double", min=0.0, max=15.0, step=0.5),
+            )
+        ),
+        branin,
+        0.397887,
+        note="31 x 31 points",
     ),
     "svc-digits": Problem(
         "svc-digits",
@@ -390,6 +411,94 @@ def render(table: Table, budgets: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Whether contender ``a`` is as good as ``b`` on one problem after ``n`` trials.
+
+    Over seeds, each side's best value after ``n`` trials (minimizing). ``p_worse`` is the
+    one-sided Mann-Whitney U p-value of "a's values are larger (worse) than b's", ``p_two`` the
+    two-sided one; ``a_better`` is the probability that a random seed of ``a`` beats one of
+    ``b`` (U / (n_a n_b), ties counting half; 0.5 = no difference). ``ci`` is a 95% bootstrap
+    interval of median(a) - median(b).
+    """
+
+    problem: str
+    a: str
+    b: str
+    n: int
+    seeds: tuple[int, int]
+    median_a: float
+    median_b: float
+    p_worse: float
+    p_two: float
+    a_better: float
+    ci: tuple[float, float]
+
+    @property
+    def verdict(self) -> str:
+        if self.p_two >= 0.05:
+            return "no significant difference"
+        return f"{self.a} better" if self.a_better > 0.5 else f"{self.b} better"
+
+
+def compare(
+    problem: str, a: Sequence[float], b: Sequence[float], names: tuple[str, str], n: int,
+    *, resamples: int = 10_000, seed: int = 0, maximize: bool = False,
+) -> Comparison:
+    """Compare two contenders' values over seeds; ``maximize``: larger is better (then
+    "worse" means smaller, and the medians and interval are in the values' own sign)."""
+    from scipy.stats import mannwhitneyu
+
+    sign = -1.0 if maximize else 1.0
+    xa, xb = sign * np.asarray(a, dtype=float), sign * np.asarray(b, dtype=float)
+    worse = mannwhitneyu(xa, xb, alternative="greater")
+    two = mannwhitneyu(xa, xb, alternative="two-sided")
+    # U of "b > a": how often a's value is the smaller (better) one.
+    better = float(mannwhitneyu(xb, xa, alternative="greater").statistic) / (len(xa) * len(xb))
+    rng = np.random.default_rng(seed)
+    diffs = np.median(rng.choice(xa, (resamples, len(xa))), axis=1) - np.median(
+        rng.choice(xb, (resamples, len(xb))), axis=1
+    )
+    low, high = sorted(sign * np.percentile(diffs, [2.5, 97.5]))
+    return Comparison(
+        problem, names[0], names[1], n, (len(xa), len(xb)),
+        sign * float(np.median(xa)), sign * float(np.median(xb)),
+        float(worse.pvalue), float(two.pvalue), better, (float(low), float(high)),
+    )
+
+
+def comparisons(
+    tables: Mapping[str, Table], pairs: Sequence[tuple[str, str]], budgets: Sequence[int]
+) -> list[Comparison]:
+    out: list[Comparison] = []
+    for name, table in tables.items():
+        for a, b in pairs:
+            if a not in table.rows or b not in table.rows:
+                continue
+            for n in budgets:
+                va = [v for r in table.rows[a] if (v := best_after(r["values"], n)) is not None]
+                vb = [v for r in table.rows[b] if (v := best_after(r["values"], n)) is not None]
+                if len(va) >= 2 and len(vb) >= 2:
+                    out.append(compare(name, va, vb, (a, b), n))
+    return out
+
+
+def render_comparisons(found: Sequence[Comparison]) -> str:
+    cols = [
+        "problem", "A", "B", "trials", "seeds", "median A", "median B",
+        "95% CI median(A)-median(B)", "P(A beats B)", "p (A worse)", "p (two-sided)", "verdict",
+    ]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for c in found:
+        cells = [
+            c.problem, c.a, c.b, str(c.n), f"{c.seeds[0]}/{c.seeds[1]}",
+            f"{c.median_a:.4g}", f"{c.median_b:.4g}", f"[{c.ci[0]:.3g}, {c.ci[1]:.3g}]",
+            f"{c.a_better:.2f}", f"{c.p_worse:.3f}", f"{c.p_two:.3f}", c.verdict,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 seeds, 20 and 50 trials")
@@ -425,7 +534,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="take runs (same contender, problem, seed, trials) from an earlier --json file "
         "instead of running them again; repeatable",
     )
+    ap.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="A=B",
+        help="after the tables, compare contender A with B over seeds at each budget "
+        "(Mann-Whitney U, bootstrap CI of the median difference); repeatable",
+    )
     args = ap.parse_args(argv)
+    pairs = [(a.strip(), b.strip()) for a, _, b in (item.partition("=") for item in args.compare)]
 
     trials = args.trials or (50 if args.quick else max(BUDGETS))
     budgets = [b for b in BUDGETS if b <= trials] or [trials]
@@ -523,6 +641,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             c: sorted(table.rows[c], key=lambda r: r["seed"]) for c in contenders if c in table.rows
         }
         print(render(table, budgets) + "\n")
+    if pairs:
+        print("### Comparisons over seeds (minimizing; A as good as B unless p (A worse) < 0.05)\n")
+        print(render_comparisons(comparisons(tables, pairs, budgets)) + "\n")
     save(final=True)
     return 0
 

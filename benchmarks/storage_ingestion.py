@@ -27,7 +27,7 @@ from pathlib import Path
 from katib.controller._push_server import PushServer
 from katib.spec import Experiment
 from katib.storage import ObservationPoint, Storage
-from trial_runner._events import Event, MetricsReported
+from trial_runner import MetricsReported, Observation
 
 
 def _experiment() -> Experiment:
@@ -54,12 +54,19 @@ def bench_store(storage: Storage, points: int, batch: int) -> float:
 
 
 def bench_push(storage: Storage, points: int, batch: int) -> float:
-    from katib._push import push_observations
+    from katib import push_observations
 
     record = storage.create_experiment(_experiment())
     trial = storage.create_trial(record, {"x": "1"})
-    events: queue.Queue[Event | None] = queue.Queue()
-    server = PushServer(events.put, lambda ns, name: name == trial.name)
+    events: queue.Queue[MetricsReported | None] = queue.Queue()
+
+    def deliver(namespace: str, name: str, observations: list[Observation]) -> bool:
+        if name != trial.name:
+            return False
+        events.put(MetricsReported(name, observations))
+        return True
+
+    server = PushServer(deliver)
     url = server.start()
     stored = 0
 

@@ -21,9 +21,11 @@ from typing import Any
 from katib._time import now
 from katib.controller import (
     REASON_EXPERIMENT_DONE,
+    best_trial,
     best_trials,
     live_owner,
     owner_alive,
+    pareto_front_of,
 )
 from katib.errors import ConflictError, FieldError, InvalidExperimentError
 from katib.records import (
@@ -36,7 +38,7 @@ from katib.records import (
 )
 from katib.spec import validate_experiment
 from katib.storage import Storage, katib_home
-from katib.views import experiment_json
+from katib.views import best_trial_json, experiment_json, pareto_front_json
 
 #: Folders under KATIB_HOME that hold files of one experiment, by namespace and name.
 EXPERIMENT_FOLDERS = ("logs", "checkpoints", "trials", "functions")
@@ -49,9 +51,17 @@ def run_elsewhere(record: ExperimentRecord) -> bool:
     return owner_alive(record.owner, record.owner_heartbeat)
 
 
+def interrupted(record: ExperimentRecord) -> bool:
+    """Whether the experiment was left unfinished by a controller that is gone (Ctrl-C, a
+    crash, a stopped server): it has started (Running, or Restarting) and nothing drives it.
+    It resumes when it is run again."""
+    started = record.condition in (ExperimentCondition.RUNNING, ExperimentCondition.RESTARTING)
+    return started and not run_elsewhere(record)
+
+
 def experiment_view(storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
     """The Katib Experiment object with status, as ``katib get experiments -o json`` and the
-    REST API have it (``status.archived`` added)."""
+    REST API have it (``status.archived`` and ``status.interrupted`` added)."""
     return experiments_view(storage, [record])[0]
 
 
@@ -67,8 +77,26 @@ def experiments_view(
     for r in records:
         body = experiment_json(r, counts[r.id], best[r.id])
         body["status"]["archived"] = r.id in archived
+        body["status"]["interrupted"] = interrupted(r)
         out.append(body)
     return out
+
+
+def best_view(storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
+    """The optimal trial as ``katib best -o json`` and the REST API have it; with several
+    objectives, with the Pareto front (``paretoFront``) beside Katib's fields."""
+    objective = record.spec.spec.objective
+    front = (
+        pareto_front_of(storage, record)
+        if objective is not None and objective.is_multi_objective
+        else None
+    )
+    return best_trial_json(record, best_trial(storage, record), front)
+
+
+def pareto_view(storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
+    """The experiment's objectives and Pareto front (one objective: its best trials)."""
+    return pareto_front_json(record, pareto_front_of(storage, record))
 
 
 def apply_budget(
@@ -99,6 +127,56 @@ def apply_budget(
     return record
 
 
+def change_budget(
+    storage: Storage,
+    record: ExperimentRecord,
+    *,
+    max_trial_count: int | None = None,
+    parallel_trial_count: int | None = None,
+    max_failed_trial_count: int | None = None,
+) -> ExperimentRecord:
+    """The one rule for budget edits: ``katib edit``, the API's PATCH, the SDK's
+    ``edit_experiment_budget``.
+
+    An unfinished experiment (created, running, interrupted, restarting) takes the new counts;
+    the controller that drives it picks them up within seconds. A finished one is restarted
+    with them, as Katib does, when its resumePolicy allows it (it becomes Restarting and its
+    next run adds trials), and refused otherwise, with how to continue.
+
+    Raises:
+        ConflictError: a finished experiment whose resumePolicy is Never.
+        InvalidExperimentError: the counts break the experiment's rules, or a finished
+            experiment's maxTrialCount would not exceed the trials already run.
+    """
+    counts = {
+        "max_trial_count": max_trial_count,
+        "parallel_trial_count": parallel_trial_count,
+        "max_failed_trial_count": max_failed_trial_count,
+    }
+    if record.condition.is_finished:
+        return restart_experiment(storage, record, **counts)
+    return apply_budget(storage, record, **counts)
+
+
+def refuse_never(record: ExperimentRecord) -> None:
+    """Refuse more trials for a finished experiment whose resumePolicy is Never, saying how to
+    continue.
+
+    Raises:
+        ConflictError: its resumePolicy is Never.
+    """
+    policy = record.spec.spec.resume_policy or "Never"
+    if policy != "Never":
+        return
+    raise ConflictError(
+        f"experiment {record.namespace}/{record.name} finished ({record.condition.value}) "
+        "with resumePolicy Never, so it cannot run more trials; an experiment created "
+        "with `resumePolicy: LongRunning` in its spec (tune(..., resume_policy=\"LongRunning\")) "
+        "can restart with a larger budget. To continue: delete it (`katib delete experiment "
+        f"{record.name}`) and run it again, or run it under a new name"
+    )
+
+
 def restart_experiment(
     storage: Storage,
     record: ExperimentRecord,
@@ -119,12 +197,7 @@ def restart_experiment(
     where = f"{record.namespace}/{record.name}"
     if not record.condition.is_finished:
         raise ConflictError(f"experiment {where} has not finished ({record.condition.value})")
-    policy = record.spec.spec.resume_policy or "Never"
-    if policy == "Never":
-        raise ConflictError(
-            f"experiment {where} has resumePolicy Never and cannot be restarted "
-            "(use LongRunning or FromVolume)"
-        )
+    refuse_never(record)
     trials_run = sum(storage.count_trials(record.id).values())
     new_max = max_trial_count if max_trial_count is not None else record.spec.spec.max_trial_count
     if new_max is not None and new_max <= trials_run:

@@ -16,8 +16,13 @@ if TYPE_CHECKING:
     from katib.storage import EventRecord, ObservationPoint, TokenRecord
 
 
-def best_trial_json(experiment: ExperimentRecord, best: TrialRecord | None) -> dict[str, Any]:
-    """Katib's ``currentOptimalTrial`` plus the experiment's name and condition."""
+def best_trial_json(
+    experiment: ExperimentRecord,
+    best: TrialRecord | None,
+    front: Sequence[TrialRecord] | None = None,
+) -> dict[str, Any]:
+    """Katib's ``currentOptimalTrial`` plus the experiment's name and condition; with several
+    objectives (``front`` given), the Pareto front too (``paretoFront``)."""
     out: dict[str, Any] = {
         "experiment": experiment.name,
         "namespace": experiment.namespace,
@@ -30,7 +35,49 @@ def best_trial_json(experiment: ExperimentRecord, best: TrialRecord | None) -> d
         out["bestTrialName"] = best.name
         out["parameterAssignments"] = assignments_json(best.assignments)
         out["observation"] = {"metrics": [m.to_json() for m in best.metrics.values()]}
+    if front is not None:
+        out["paretoFront"] = [pareto_trial_json(experiment, t) for t in front]
     return out
+
+
+def objectives_json(experiment: ExperimentRecord) -> list[dict[str, str]]:
+    """The optimized metrics with their directions, the objective metric first."""
+    objective = experiment.spec.spec.objective
+    if objective is None:
+        return []
+    return [{"name": name, "type": kind} for name, kind in objective.objectives()]
+
+
+def pareto_trial_json(experiment: ExperimentRecord, trial: TrialRecord) -> dict[str, Any]:
+    """One trial of a Pareto front: its name, assignments, metrics, and the value of each
+    objective after its metric strategy (what a plot of the front needs)."""
+    objective = experiment.spec.spec.objective
+    values = []
+    for item in objectives_json(experiment):
+        summary = trial.metrics.get(item["name"])
+        value = None
+        if summary is not None and objective is not None:
+            value = summary.value(objective.strategy_for(item["name"]))
+        values.append({**item, "value": value})
+    return {
+        "trialName": trial.name,
+        "parameterAssignments": assignments_json(trial.assignments),
+        "observation": {"metrics": [m.to_json() for m in trial.metrics.values()]},
+        "objectives": values,
+    }
+
+
+def pareto_front_json(
+    experiment: ExperimentRecord, front: Sequence[TrialRecord]
+) -> dict[str, Any]:
+    """An experiment's Pareto front, as the REST API's ``/pareto`` gives it."""
+    return {
+        "experiment": experiment.name,
+        "namespace": experiment.namespace,
+        "condition": experiment.condition.value,
+        "objectives": objectives_json(experiment),
+        "paretoFront": [pareto_trial_json(experiment, t) for t in front],
+    }
 
 
 def assignments_json(assignments: Mapping[str, str]) -> list[dict[str, str]]:

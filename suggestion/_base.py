@@ -9,7 +9,9 @@ An algorithm is a function of the trial history plus its own state (the designer
 3. The controller calls :meth:`update` with every finished trial it has not passed before (on
    start: the whole history, once; then only the newly finished ones) and with the trials
    still running. Implementations must tolerate seeing a finished trial twice (identified by
-   name) and must count it once.
+   name) and must count it once. On start the history may begin with trials of other
+   experiments (``spec.warmStart``, unless :attr:`supports_warm_start` is False): finished
+   trials the algorithm never suggested, inside the search space.
 4. :meth:`suggest` returns up to ``count`` new assignments that differ from the running
    trials' where the space allows. An empty list means "nothing now" (hyperband waits for a
    rung to finish): the controller asks again whenever a trial finishes, and ends the
@@ -49,6 +51,9 @@ class TrialRecord:
 
     ``objective`` is the objective metric already reduced by its metric strategy, in the
     user's direction (not negated); None when the trial produced no objective value.
+    ``values``: in an experiment with several objectives, every objective's value reduced the
+    same way, in the order of :attr:`Algorithm.directions` (``objective`` first); None when
+    any of them is missing or the experiment has one objective.
     ``labels`` are the labels the trial was created with (see :meth:`Algorithm.labels_for`).
     """
 
@@ -58,6 +63,7 @@ class TrialRecord:
     objective: float | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    values: tuple[float, ...] | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -83,6 +89,13 @@ class Algorithm(ABC):
     name: ClassVar[str] = ""
     #: Known settings with defaults; anything else is rejected by name.
     settings_spec: ClassVar[dict[str, SettingSpec]] = {}
+    #: Whether other experiments' finished trials may be fed as history (``spec.warmStart``):
+    #: False for schedules that must see only their own trials (hyperband's brackets, PBT's
+    #: populations).
+    supports_warm_start: ClassVar[bool] = True
+    #: Whether it optimizes several objectives at once (``objective.additionalObjectives``).
+    #: Algorithms that ignore the objective (random, grid, sobol) do so trivially.
+    multi_objective: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -92,12 +105,40 @@ class Algorithm(ABC):
         settings: Mapping[str, str] | None = None,
         max_trial_count: int | None = None,
         parallel_trial_count: int = 1,
+        directions: Sequence[bool] | None = None,
     ) -> None:
+        """Args:
+            space: The search space.
+            maximize: Whether the objective is maximized.
+            settings: The user's settings (validated).
+            max_trial_count: The experiment's budget, if any.
+            parallel_trial_count: Trials that run at once.
+            directions: With several objectives, whether each is maximized, the objective
+                first (``directions[0] == maximize``); None for one objective.
+        """
         self.space = space
         self.maximize = maximize
         self.settings = self.resolve_settings(settings or {})
         self.max_trial_count = max_trial_count
         self.parallel_trial_count = parallel_trial_count
+        self.directions: tuple[bool, ...] = (
+            (maximize,) if directions is None else tuple(bool(d) for d in directions)
+        )
+        if self.directions[0] != maximize:
+            raise ValueError("directions[0] must be the objective's direction (maximize)")
+
+    @property
+    def objective_count(self) -> int:
+        """How many objectives the experiment optimizes."""
+        return len(self.directions)
+
+    def objective_values(self, trial: TrialRecord) -> tuple[float, ...] | None:
+        """The trial's value of every objective (user's direction), None if any is missing."""
+        if self.objective_count == 1:
+            return None if trial.objective is None else (trial.objective,)
+        if trial.values is None or len(trial.values) != self.objective_count:
+            return None
+        return tuple(trial.values)
 
     @classmethod
     def resolve_settings(cls, settings: Mapping[str, str]) -> dict[str, str]:

@@ -26,6 +26,8 @@ _BUILTIN: dict[str, str] = {
     "multivariate-tpe": "suggestion.algorithms.multivariate_tpe:MultivariateTPESearch",
     "cmaes": "suggestion.algorithms.cmaes:CMAESSearch",
     "sobol": "suggestion.algorithms.sobol:SobolSearch",
+    "nsga2": "suggestion.algorithms.nsga:NSGAIISearch",
+    "nsga3": "suggestion.algorithms.nsga:NSGAIIISearch",
 }
 
 

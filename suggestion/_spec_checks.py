@@ -95,11 +95,32 @@ def _check_algorithm(spec: ExperimentSpec, space: SearchSpace | None, errors: _E
                 f" with spec.nasConfig: {nas})",
             )
         return
+    if spec.objective is not None and spec.objective.is_multi_objective and not (
+        cls.multi_objective
+    ):
+        able = ", ".join(n for n in algorithm_names() if _multi_objective(n))
+        errors.add(
+            f"{path}.algorithmName",
+            f"algorithm {name} optimizes one objective; spec.objective.additionalObjectives"
+            f" needs one of: {able}",
+        )
+    if spec.warm_start is not None and not cls.supports_warm_start:
+        errors.add(
+            "spec.warmStart",
+            f"algorithm {name} cannot be warm-started: it only learns from trials it ran itself",
+        )
     settings_ok = _check_settings(
         algorithm, path, f"algorithm {name}", cls.settings_spec, cls.validate_settings, errors
     )
     if settings_ok and space is not None:
         _check_space_for(cls, name, algorithm, spec, space, errors)
+
+
+def _multi_objective(name: str) -> bool:
+    try:
+        return get_algorithm(name).multi_objective
+    except UnknownAlgorithmError:
+        return False
 
 
 def _check_space_for(

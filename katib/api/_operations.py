@@ -39,7 +39,8 @@ def apply_budget(
     parallel_trial_count: int | None,
     max_failed_trial_count: int | None,
 ) -> ExperimentRecord:
-    """Store new trial counts after validating the whole spec with them."""
+    """New trial counts, by the one rule of :func:`katib.service.change_budget` (a finished
+    experiment restarts when its resumePolicy allows it, and is refused otherwise)."""
     if max_trial_count is None and parallel_trial_count is None and max_failed_trial_count is None:
         raise InvalidExperimentError(
             [
@@ -50,7 +51,7 @@ def apply_budget(
                 )
             ]
         )
-    return service.apply_budget(
+    return service.change_budget(
         storage,
         record,
         max_trial_count=max_trial_count,

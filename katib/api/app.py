@@ -24,6 +24,7 @@ from katib.api.routes import (
     health,
     namespaces,
     observations,
+    root,
     tokens,
     trials,
 )
@@ -99,4 +100,6 @@ def create_app(
         from katib.dashboard import mount_dashboard
 
         mount_dashboard(app)
+    # Last: a dashboard mounted above owns `/`; until then `/` points at the API's docs.
+    root.add_fallback(app)
     return app

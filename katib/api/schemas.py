@@ -98,6 +98,9 @@ class ExperimentStatus(_Open):
     trials_early_stopped: int
     trial_metrics_unavailable: int
     archived: bool
+    #: Started, unfinished, and nothing drives it (its controller is gone): run it again to
+    #: resume it.
+    interrupted: bool = False
 
 
 class ExperimentPublic(_Open):
@@ -162,8 +165,29 @@ class EventList(BaseModel):
     items: list[EventPublic]
 
 
+class ObjectiveValue(BaseModel):
+    name: str
+    type: str
+    value: float | None
+
+
+class ObjectivePublic(BaseModel):
+    name: str
+    type: str
+
+
+class ParetoTrial(_Camel):
+    """One trial of a Pareto front, with each objective's value after its metric strategy."""
+
+    trial_name: str
+    parameter_assignments: list[ParameterAssignment]
+    observation: Observation
+    objectives: list[ObjectiveValue]
+
+
 class BestTrial(_Camel):
-    """Katib's ``currentOptimalTrial`` plus the experiment's name and condition."""
+    """Katib's ``currentOptimalTrial`` plus the experiment's name and condition; with several
+    objectives (``objective.additionalObjectives``) also ``paretoFront``."""
 
     experiment: str
     namespace: str
@@ -171,6 +195,21 @@ class BestTrial(_Camel):
     best_trial_name: str | None
     parameter_assignments: list[ParameterAssignment]
     observation: Observation
+    pareto_front: list[ParetoTrial] | None = Field(
+        default=None,
+        description="Only with several objectives: the trials no other trial dominates.",
+    )
+
+
+class ParetoFront(_Camel):
+    """An experiment's optimized metrics and the trials no other trial dominates (with one
+    objective: the trials with the best value)."""
+
+    experiment: str
+    namespace: str
+    condition: str
+    objectives: list[ObjectivePublic]
+    pareto_front: list[ParetoTrial]
 
 
 # Budgets -----------------------------------------------------------------------------------

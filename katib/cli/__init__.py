@@ -7,7 +7,6 @@ never shows a traceback.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -19,10 +18,10 @@ import click
 import yaml
 from rich.console import Console
 
+from katib.cli._complete import experiment_names, trial_names
 from katib.cli._options import (
     backend_options,
     namespace_option,
-    output_option,
 )
 from katib.errors import (
     ConflictError,
@@ -125,10 +124,27 @@ def _is_remote(backend: Backend) -> bool:
     return isinstance(backend, RemoteBackend)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class HelpGroup(click.Group):
+    """A group whose command list shows each command's whole summary (click cuts them)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=HelpGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="katib-local", prog_name="katib")
 def cli() -> None:
-    """Run Katib v1beta1 hyperparameter tuning experiments locally."""
+    """Run Katib v1beta1 hyperparameter tuning experiments locally, or through a server.
+
+    Shell completion of commands, experiment and trial names: see `katib completion --help`.
+    """
 
 
 # validate / render ---------------------------------------------------------------------------
@@ -137,7 +153,11 @@ def cli() -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 def validate(files: Sequence[str]) -> None:
-    """Check experiment files; print one line per problem with its field path."""
+    """Check experiment FILES: one line per problem, with its field path (exit 1 if any).
+
+    Also warns (on stderr, exit status unchanged) about what would fail every trial on this
+    machine: a trial script or command that does not exist here.
+    """
     from katib.spec import load_experiments
 
     bad = False
@@ -146,12 +166,32 @@ def validate(files: Sequence[str]) -> None:
             experiments = load_experiments(path)
         except InvalidExperimentError as e:
             bad = True
-            for error in e.errors:
-                _err.print(f"{path}: {error}", markup=False)
+            _print_invalid(path, e)
             continue
+        _warn_commands(path, experiments)
         names = ", ".join(x.name for x in experiments)
         click.echo(f"{path}: valid ({names})")
     sys.exit(EXIT_FAILED if bad else EXIT_OK)
+
+
+def _print_invalid(path: str, error: InvalidExperimentError) -> None:
+    """Every problem of a file with its field path, and a hint where one helps."""
+    from katib.cli._preflight import plugin_hint
+
+    for problem in error.errors:
+        _err.print(f"{path}: {problem}", markup=False)
+        hint = plugin_hint(problem, path)
+        if hint:
+            _err.print(f"{path}: hint: {hint}", markup=False)
+
+
+def _warn_commands(path: str, experiments: Sequence[Any]) -> None:
+    from katib.cli._preflight import command_warnings
+
+    folder = Path(path).resolve().parent
+    for exp in experiments:
+        for warning in command_warnings(exp, folder):
+            _err.print(f"{path}: warning: {warning}", markup=False)
 
 
 @cli.command()
@@ -215,6 +255,14 @@ def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: st
     help="Write the optimal trial as JSON to this file.",
 )
 @click.option("--namespace", "-n", default=None, help="Override metadata.namespace.")
+@click.option(
+    "--warm-start",
+    "warm_start",
+    default=None,
+    metavar="EXP[,EXP]",
+    help="Start from the finished trials of these experiments (same namespace, compatible "
+    "search space): sets spec.warmStart.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_user_errors
 def run(
@@ -224,6 +272,7 @@ def run(
     token: str | None,
     output: str | None,
     namespace: str | None,
+    warm_start: str | None,
     quiet: bool,
 ) -> None:
     """Run the experiment(s) in FILE to the end on this machine (or on a --server).
@@ -234,10 +283,17 @@ def run(
     """
     from katib.spec import load_experiments
 
-    experiments = load_experiments(file)
+    try:
+        experiments = load_experiments(file)
+    except InvalidExperimentError as e:
+        _print_invalid(file, e)
+        sys.exit(EXIT_FAILED)
+    _warn_commands(file, experiments)
     if namespace:
         for exp in experiments:
             exp.metadata.namespace = namespace
+    if warm_start is not None:
+        _set_warm_start(experiments, warm_start, file)
     seen = set()
     for exp in experiments:
         key = (exp.namespace, exp.name)
@@ -252,6 +308,20 @@ def run(
     else:
         code = _run_experiments(experiments, _storage(db), source_dir, output, quiet)
     sys.exit(code)
+
+
+def _set_warm_start(experiments: Sequence[Any], names: str, file: str) -> None:
+    """``--warm-start a,b``: every experiment of the file starts from a and b."""
+    from katib.spec import WarmStart, validate_experiment
+
+    sources = [n.strip() for n in names.split(",") if n.strip()]
+    if not sources:
+        _fail("--warm-start needs at least one experiment name", EXIT_USAGE)
+    for exp in experiments:
+        exp.spec.warm_start = WarmStart(experiments=sources)
+        errors = validate_experiment(exp)
+        if errors:
+            raise InvalidExperimentError(errors, f"{file} (with --warm-start)")
 
 
 def _run_on_server(
@@ -324,18 +394,17 @@ def _run_experiments(
 ) -> int:
     from katib.cli._live import LiveProgress
     from katib.cli._render import print_best
-    from katib.cli._watch import write_best
+    from katib.cli._watch import explain_failures, write_best
     from katib.controller import (
         ControllerLoop,
         FixedExperiments,
         Interrupted,
         LoopbackPush,
         admit,
-        best_trial,
     )
     from katib.records import ExperimentCondition
+    from katib.service import best_view
     from katib.storage import katib_home
-    from katib.views import best_trial_json
     from trial_runner.local import LocalProcessLauncher
 
     if records is None:
@@ -349,6 +418,9 @@ def _run_experiments(
         source=FixedExperiments(records),
         push=LoopbackPush(),
         observer=progress,
+        interrupted_message=(
+            "Interrupted: run the same file again, or `katib restart` the experiment, to resume"
+        ),
     )
     for record in records:
         done = storage.count_trials(record.id)
@@ -360,156 +432,67 @@ def _run_experiments(
         with progress:
             loop.run()
     except Interrupted:
-        _err.print("interrupted: trials were stopped; run the same command again to resume")
+        _err.print(
+            "interrupted: trials were stopped; run the same command again (or `katib restart "
+            "NAME`) to resume"
+        )
         return EXIT_INTERRUPTED
+    from katib.client import LocalBackend
+
+    backend = LocalBackend(storage)  # the run's own storage: not closed here
     results = []
     for record in records:
         record = storage.get_experiment_by_id(record.id)
-        results.append(best_trial_json(record, best_trial(storage, record)))
+        results.append(best_view(storage, record))
         print_best(console, results[-1], record.message)
+        explain_failures(backend, record.namespace, record.name)
     if output:
-        write_best(output, results)
+        write_best(output, results, console)
     failed = any(r["condition"] != ExperimentCondition.SUCCEEDED for r in results)
     return EXIT_FAILED if failed else EXIT_OK
-
-
-# get / describe / best -----------------------------------------------------------------------
-
-
-@cli.group()
-def get() -> None:
-    """List experiments or trials."""
-
-
-@get.command("experiments")
-@backend_options
-@click.option("--namespace", "-n", default=None, help="Only this namespace (default: all).")
-@click.option(
-    "--archived", is_flag=True, help="List the archived experiments instead of the others."
-)
-@output_option
-@_user_errors
-def get_experiments(
-    db: str | None, server: str | None, token: str | None, namespace: str | None,
-    archived: bool, output_format: str,
-) -> None:
-    """List experiments (archived ones are hidden unless --archived)."""
-    from katib.cli._render import experiments_table
-
-    with _connect(db, server, token) as backend:
-        experiments = backend.list_experiments(namespace, archived=archived)
-    if output_format == "json":
-        click.echo(json.dumps(_list_json(experiments), indent=2))
-        return
-    _out().print(experiments_table(experiments))
-
-
-def _list_json(items: Sequence[Any]) -> dict[str, Any]:
-    from katib.views import list_json
-
-    return list_json(items)
-
-
-@get.command("trials")
-@click.argument("experiment")
-@backend_options
-@namespace_option
-@output_option
-@_user_errors
-def get_trials(
-    experiment: str, db: str | None, server: str | None, token: str | None, namespace: str,
-    output_format: str,
-) -> None:
-    """List the trials of EXPERIMENT."""
-    from katib.cli._render import trials_table
-
-    with _connect(db, server, token) as backend:
-        exp = backend.get_experiment(namespace, experiment)
-        trials = backend.list_trials(namespace, experiment)
-    if output_format == "json":
-        click.echo(json.dumps(_list_json(trials), indent=2))
-        return
-    _out().print(trials_table(exp, trials))
-
-
-@cli.group()
-def describe() -> None:
-    """Show one object in detail."""
-
-
-@describe.command("experiment")
-@click.argument("name")
-@backend_options
-@namespace_option
-@_user_errors
-def describe_experiment(
-    name: str, db: str | None, server: str | None, token: str | None, namespace: str
-) -> None:
-    """Show an experiment's spec summary, status, conditions and best trial."""
-    from katib.cli._render import print_experiment
-
-    with _connect(db, server, token) as backend:
-        exp = backend.get_experiment(namespace, name)
-        events = backend.list_events(namespace, name)
-    print_experiment(_out(), exp, events)
-
-
-@cli.command()
-@click.argument("name")
-@backend_options
-@namespace_option
-@output_option
-@_user_errors
-def best(
-    name: str, db: str | None, server: str | None, token: str | None, namespace: str,
-    output_format: str,
-) -> None:
-    """Show the optimal trial of experiment NAME."""
-    from katib.cli._render import print_best
-
-    with _connect(db, server, token) as backend:
-        trial = backend.best_trial(namespace, name)
-        message = "" if output_format == "json" else _message(backend, namespace, name)
-    if output_format == "json":
-        click.echo(json.dumps(trial, indent=2))
-        return
-    print_best(_out(), trial, message)
-
-
-def _message(backend: Backend, namespace: str, name: str) -> str:
-    message: str = backend.get_experiment(namespace, name)["status"]["message"]
-    return message
 
 
 # logs / delete / stop / edit / restart ---------------------------------------------------------
 
 
 @cli.command()
-@click.argument("trial")
+@click.argument("trial", shell_complete=trial_names)
 @backend_options
-@click.option("--namespace", "-n", default=None, help="Namespace of the trial.")
+@click.option(
+    "--namespace", "-n", default=None, help="Namespace of the trial (default: wherever it is)."
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing output while the trial runs.")
+@click.option(
+    "--tail", type=click.IntRange(min=1), default=None, metavar="N",
+    help="Only the last N lines.",
+)
 @_user_errors
 def logs(
     trial: str, db: str | None, server: str | None, token: str | None, namespace: str | None,
-    follow: bool,
+    follow: bool, tail: int | None,
 ) -> None:
-    """Print a trial's output."""
+    """Print the output (stdout and stderr) of trial TRIAL.
+
+    Trial logs are kept in $KATIB_HOME/logs/<namespace>/<experiment>/<trial>.log.
+    """
+    from katib.cli._get import find_trial
+    from katib.errors import NoLogError
+
     with _connect(db, server, token) as backend:
-        if namespace:
-            found = backend.get_trial(namespace, trial)
-        else:
-            matches = backend.find_trials(trial)
-            if not matches:
-                raise NotFoundError(f"trial {trial} not found")
-            if len(matches) > 1:
-                spaces = ", ".join(t["metadata"]["namespace"] for t in matches)
-                _fail(
-                    f"trial {trial} exists in several namespaces ({spaces}); use --namespace",
-                    EXIT_USAGE,
-                )
-            found = matches[0]
-        _print_log(backend, found, follow)
+        found = find_trial(backend, trial, namespace)
+        ns = found["metadata"]["namespace"]
+        try:
+            if tail is not None and not follow:
+                for line in backend.log_tail(ns, trial, tail):
+                    click.echo(line)
+                return
+            _print_log(backend, found, follow)
+        except NoLogError:
+            status = backend.get_trial(ns, trial)["status"]
+            why = f"{status['condition']}: {status['message']}" if status["message"] else (
+                status["condition"]
+            )
+            _fail(f"trial {ns}/{trial} has no output: it never started ({why})", EXIT_USAGE)
 
 
 def _print_log(backend: Backend, trial: dict[str, Any], follow: bool) -> None:
@@ -522,13 +505,13 @@ def _print_log(backend: Backend, trial: dict[str, Any], follow: bool) -> None:
         out.flush()
 
 
-@cli.group()
+@cli.group(cls=HelpGroup)
 def delete() -> None:
     """Delete an object."""
 
 
 @delete.command("experiment")
-@click.argument("name")
+@click.argument("name", shell_complete=experiment_names)
 @backend_options
 @namespace_option
 @_user_errors
@@ -542,7 +525,7 @@ def delete_experiment(
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=experiment_names)
 @backend_options
 @namespace_option
 @_user_errors
@@ -557,9 +540,27 @@ def stop(name: str, db: str | None, server: str | None, token: str | None, names
 
 
 def _budget_options(func: F) -> F:
-    func = click.option("--max-failed-trial-count", type=click.IntRange(min=0), default=None)(func)
-    func = click.option("--parallel-trial-count", type=click.IntRange(min=1), default=None)(func)
-    func = click.option("--max-trial-count", type=click.IntRange(min=1), default=None)(func)
+    func = click.option(
+        "--max-failed-trial-count",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="N",
+        help="New spec.maxFailedTrialCount: failed trials tolerated (0: none).",
+    )(func)
+    func = click.option(
+        "--parallel-trial-count",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="New spec.parallelTrialCount: trials at a time.",
+    )(func)
+    func = click.option(
+        "--max-trial-count",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="New spec.maxTrialCount: trials in all.",
+    )(func)
     return func
 
 
@@ -577,7 +578,7 @@ def _counts(
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=experiment_names)
 @backend_options
 @namespace_option
 @_budget_options
@@ -592,7 +593,13 @@ def edit(
     parallel_trial_count: int | None,
     max_failed_trial_count: int | None,
 ) -> None:
-    """Change the trial budget of an experiment (a running one picks it up within seconds)."""
+    """Change the trial budget of experiment NAME.
+
+    A running experiment picks the new counts up within seconds; an interrupted one at its
+    next run. A finished one restarts with them when its resumePolicy (LongRunning,
+    FromVolume) allows it, as in Katib: `katib restart NAME` then runs the new trials here
+    (a server runs them by itself); with resumePolicy Never it is refused (exit 2).
+    """
     if max_trial_count is None and parallel_trial_count is None and max_failed_trial_count is None:
         _fail(
             "nothing to change: give --max-trial-count, --parallel-trial-count or "
@@ -600,17 +607,38 @@ def edit(
             EXIT_USAGE,
         )
     counts = _counts(max_trial_count, parallel_trial_count, max_failed_trial_count)
-    with _connect(db, server, token) as backend:
-        spec = backend.edit_budget(namespace, name, counts)["spec"]
+    with _connect(db, server, token) as backend, _budget_refusals():
+        before = backend.get_experiment(namespace, name)["status"]["condition"]
+        exp = backend.edit_budget(namespace, name, counts)
+        remote = _is_remote(backend)
+    spec = exp["spec"]
     click.echo(
         f"experiment {namespace}/{name}: maxTrialCount={spec.get('maxTrialCount')} "
         f"parallelTrialCount={spec.get('parallelTrialCount')} "
         f"maxFailedTrialCount={spec.get('maxFailedTrialCount')}"
     )
+    if before in ("Succeeded", "Failed"):
+        runs = "the server runs its new trials" if remote else (
+            f"`katib restart {name}` runs its new trials here"
+        )
+        click.echo(f"it had finished ({before}) and is now {exp['status']['condition']}: {runs}")
+
+
+class _budget_refusals:  # noqa: N801 - used as a `with` statement
+    """A budget the experiment's rules refuse is a refusal (exit 2), not an invalid file."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if isinstance(error, InvalidExperimentError):
+            for problem in error.errors:
+                _err.print(f"error: {problem}", markup=False)
+            sys.exit(EXIT_USAGE)
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=experiment_names)
 @backend_options
 @namespace_option
 @_budget_options
@@ -621,7 +649,7 @@ def edit(
     default=None,
     help="Write the optimal trial as JSON to this file.",
 )
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_user_errors
 def restart(
     name: str,
@@ -635,21 +663,25 @@ def restart(
     output: str | None,
     quiet: bool,
 ) -> None:
-    """Restart a finished experiment with a larger budget and run it here to its end.
+    """Run experiment NAME again here, to its end: a finished one with a larger budget, or
+    an interrupted one where it stopped.
 
-    With --server the server runs it and this command watches it to its end.
+    A finished experiment needs a resumePolicy that allows restarts (LongRunning,
+    FromVolume) and a --max-trial-count above the trials it has run. An interrupted one
+    (Ctrl-C, a crash: `katib get experiments` shows it Interrupted) resumes with the
+    interrupted trials run again; the counts given change its budget first. With --server
+    the server runs it and this command watches it to its end.
     """
     counts = _counts(max_trial_count, parallel_trial_count, max_failed_trial_count)
-    with _connect(db, server, token) as backend:
+    given = {k: v for k, v in counts.items() if v is not None}
+    with _connect(db, server, token) as backend, _budget_refusals():
         exp = backend.get_experiment(namespace, name)
-        trials_run = exp["status"]["trials"]
-        new_max = max_trial_count if max_trial_count is not None else exp["spec"].get(
-            "maxTrialCount"
-        )
-        finished = exp["status"]["condition"] in ("Succeeded", "Failed")
-        if finished and new_max is not None and new_max <= trials_run:
-            _fail(f"--max-trial-count must exceed the {trials_run} trials already run", EXIT_USAGE)
-        exp = backend.restart_experiment(namespace, name, counts)
+        if exp["status"]["condition"] in ("Succeeded", "Failed"):
+            exp = backend.restart_experiment(namespace, name, counts)
+        else:
+            _refuse_driven(exp)
+            if given:
+                exp = backend.edit_budget(namespace, name, counts)
         if _is_remote(backend):
             from katib.cli._watch import attach, follow
 
@@ -665,6 +697,37 @@ def restart(
     sys.exit(code)
 
 
+def _refuse_driven(exp: dict[str, Any]) -> None:
+    """An unfinished experiment that a live controller drives is not run a second time."""
+    status = exp["status"]
+    if status["condition"] == "Created" or status.get("interrupted"):
+        return
+    where = f"{exp['metadata']['namespace']}/{exp['metadata']['name']}"
+    raise ConflictError(
+        f"experiment {where} is {status['condition']} and being run already; `katib edit` "
+        "changes its budget, `katib stop` ends it"
+    )
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the script that completes katib's commands, options, experiment and trial names
+    in SHELL.
+
+    \b
+    bash: add  eval "$(katib completion bash)"  to ~/.bashrc
+    zsh:  add  eval "$(katib completion zsh)"   to ~/.zshrc
+    fish: katib completion fish > ~/.config/fish/completions/katib.fish
+
+    Names come from the database (--db, KATIB_DB) or the server (KATIB_SERVER, KATIB_TOKEN)
+    the command line points at.
+    """
+    from katib.cli._complete import completion_script
+
+    click.echo(completion_script(shell))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     try:
@@ -678,7 +741,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(EXIT_OK)
 
 
-# `katib server` and `katib token ...` live in their own module.
+# `katib get`, `describe` and `best` live in their own module, as do `katib server` and
+# `katib token ...`; importing them registers their commands.
+from katib.cli import _get  # noqa: E402, F401
 from katib.cli._server import server, token  # noqa: E402
 
 cli.add_command(server)

@@ -94,21 +94,66 @@ def summary_text(summary: Summary, elapsed: float) -> Text:
     return text
 
 
-def progress_table(params: Sequence[str], metric: str, rows: Iterable[TrialRow]) -> Table:
-    """The running and latest finished trials, under the summary of a live display."""
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    table.add_column("trial")
-    table.add_column("state")
-    for p in params:
-        table.add_column(p, overflow="fold")
-    table.add_column(metric, justify="right")
-    table.add_column("time", justify="right")
-    for row in rows:
-        table.add_row(
+#: Columns the message of a failed trial keeps in a live table, whatever the terminal's width.
+MESSAGE_MIN = 20
+
+
+def short_value(text: str) -> str:
+    """A parameter value as a live table shows it: long numbers to 6 significant digits, so
+    that the message column keeps its room on a terminal (``get trials`` shows them whole)."""
+    if len(text) <= 10:
+        return text
+    try:
+        return f"{float(text):.6g}"
+    except ValueError:
+        return text
+
+
+def progress_table(
+    params: Sequence[str], metric: str, rows: Iterable[TrialRow], width: int | None = None
+) -> Table:
+    """The running and latest finished trials, under the summary of a live display.
+
+    The message column says why a trial failed. On a terminal of ``width`` columns it keeps
+    at least :data:`MESSAGE_MIN` of them: long parameter values are cut first.
+    """
+    rows = list(rows)
+    shown = [
+        [
             row.name,
-            Text(row.state.value, style=STATE_STYLES.get(row.state, "")),
-            *[row.assignments.get(p, "") for p in params],
+            row.state.value,
+            *[short_value(row.assignments.get(p, "")) for p in params],
             fmt_value(row.value),
             "" if row.seconds is None else f"{row.seconds:.1f}s",
+        ]
+        for row in rows
+    ]
+    heads = ["trial", "state", *params, metric, "time"]
+    widths = [max([len(h), *(len(r[i]) for r in shown)]) for i, h in enumerate(heads)]
+    param_cap = max([0, *widths[2 : 2 + len(params)]])
+    message_width: int | None = None
+    if width is not None:
+        # Columns are two spaces apart; cut parameter columns until the message fits.
+        def room() -> int:
+            used = sum(widths[:2]) + sum(min(w, param_cap) for w in widths[2 : 2 + len(params)])
+            return width - used - sum(widths[2 + len(params) :]) - 2 * len(heads)
+
+        while room() < MESSAGE_MIN and param_cap > 3:
+            param_cap -= 1
+        message_width = max(room(), MESSAGE_MIN)
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    table.add_column("trial", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for p in params:
+        table.add_column(p, overflow="ellipsis", no_wrap=True, max_width=param_cap or None)
+    table.add_column(metric, justify="right", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("message", overflow="ellipsis", no_wrap=True, max_width=message_width)
+    for row, cells in zip(rows, shown, strict=True):
+        table.add_row(
+            cells[0],
+            Text(cells[1], style=STATE_STYLES.get(row.state, "")),
+            *cells[2:],
+            "" if row.state in (TrialState.SUCCEEDED, TrialState.RUNNING) else row.message,
         )
     return table

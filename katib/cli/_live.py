@@ -65,7 +65,7 @@ class LiveProgress(RunObserver):
         parts: list[Any] = []
         for run in self.runs:
             parts.append(run_summary(run, time.monotonic() - self.started))
-            parts.append(trial_table(run))
+            parts.append(trial_table(run, width=self.console.width))
         return Group(*parts)
 
 
@@ -86,7 +86,7 @@ def run_summary(run: ExperimentRun, elapsed: float) -> Text:
     return summary_text(summary, elapsed)
 
 
-def trial_table(run: ExperimentRun, limit: int = 12) -> Table:
+def trial_table(run: ExperimentRun, limit: int = 12, width: int | None = None) -> Table:
     active = [t for t in run.trials.values() if t.state == TrialState.RUNNING]
     recent = list(reversed(run.recent))[: max(limit - len(active), 3)]
     now = time.time()
@@ -101,7 +101,9 @@ def trial_table(run: ExperimentRun, limit: int = 12) -> Table:
             value = accumulator.objective(run.objective)
         rows.append(_row(trial, value, seconds))
     params = [p.name or "" for p in run.spec.spec.parameters]
-    return progress_table(params, run.objective.objective_metric_name or "objective", rows)
+    return progress_table(
+        params, run.objective.objective_metric_name or "objective", rows, width
+    )
 
 
 def _row(trial: TrialRecord, value: float | None = None, seconds: float | None = None) -> TrialRow:

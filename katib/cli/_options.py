@@ -38,7 +38,7 @@ def backend_options(func: F) -> F:
 
 
 namespace_option = click.option(
-    "--namespace", "-n", default="default", show_default=True, help="Namespace."
+    "--namespace", "-n", default="default", show_default=True, help="Namespace of the experiment."
 )
 output_option = click.option(
     "-o",
@@ -48,4 +48,38 @@ output_option = click.option(
     default="table",
     show_default=True,
     help="Output format.",
+)
+
+#: Output formats of ``katib get``, as kubectl has them (``name``: one name a line).
+GET_FORMATS = ("table", "wide", "json", "yaml", "csv", "name")
+
+
+def output_formats(*formats: str, what: str = "") -> Callable[[F], F]:
+    """``-o/--output`` with the given formats (the first is the default)."""
+    descriptions = {
+        "table": "a table",
+        "wide": "a table with more columns",
+        "json": "Katib's JSON (docs/cli.md)",
+        "yaml": "the same as YAML",
+        "csv": "comma-separated values with a header line",
+        "name": "only the names, one a line",
+    }
+    listed = "; ".join(f"{f}: {descriptions[f]}" for f in formats)
+    return click.option(
+        "-o",
+        "--output",
+        "output_format",
+        type=click.Choice(formats),
+        default=formats[0],
+        show_default=True,
+        help=f"Output format{what} ({listed}).",
+    )
+
+
+watch_option = click.option(
+    "--watch",
+    "-w",
+    is_flag=True,
+    help="After the list, print each object again whenever it changes, until the experiment "
+    "has finished (or Ctrl-C).",
 )

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -22,6 +23,7 @@ from katib.cli._display import (
     finished_line,
     fmt_value,
 )
+from katib.client import metric_names, metric_values, objective_of
 from katib.controller import objective_value
 from katib.records import MetricSummary, TrialState
 from katib.spec import Objective
@@ -49,11 +51,6 @@ def when(value: str | None) -> str:
     """An RFC 3339 time as local ``YYYY-MM-DD HH:MM`` (empty when None)."""
     ts = timestamp(value)
     return "" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
-
-
-def objective_of(experiment: Mapping[str, Any]) -> Objective:
-    """The experiment's objective (metric strategies defaulted, as stored)."""
-    return Objective.model_validate(experiment["spec"]["objective"])
 
 
 def metric_value(metrics: Iterable[Mapping[str, Any]], objective: Objective) -> float | None:
@@ -91,46 +88,134 @@ def is_finished(experiment: Mapping[str, Any]) -> bool:
 # get / best / describe ------------------------------------------------------------------------
 
 
-def experiments_table(experiments: Sequence[Mapping[str, Any]]) -> Table:
+def condition_text(experiment: Mapping[str, Any]) -> str:
+    """The condition as tables show it: ``Interrupted`` for a Running experiment that nothing
+    drives any more (its controller was stopped or crashed)."""
+    status = experiment["status"]
+    if status.get("interrupted") and status["condition"] == "Running":
+        return "Interrupted"
+    return str(status["condition"])
+
+
+def resume_hint(experiment: Mapping[str, Any]) -> str | None:
+    """How to continue an experiment that nothing runs, or None when something does."""
+    status = experiment["status"]
+    if not status.get("interrupted"):
+        return None
+    name = experiment["metadata"]["name"]
+    if status["condition"] == "Restarting":
+        return (
+            f"nothing runs it yet: `katib restart {name}` runs its new trials here (a katib "
+            "server on this database runs them by itself)"
+        )
+    return (
+        f"interrupted: nothing runs it since its controller stopped (Ctrl-C, a crash); "
+        f"`katib restart {name}` resumes it here, as does running its file again"
+    )
+
+
+EXPERIMENT_COLUMNS = ("NAMESPACE", "NAME", "CONDITION", "TRIALS", "SUCCEEDED", "FAILED", "BEST",
+                      "CREATED")
+EXPERIMENT_WIDE_COLUMNS = ("RUNNING", "OBJECTIVE", "ALGORITHM", "BEST TRIAL", "MAX TRIALS",
+                           "MESSAGE")
+
+
+def experiment_cells(e: Mapping[str, Any], wide: bool = False) -> list[str]:
+    """One experiment's row of ``katib get experiments`` (plain text)."""
+    status, spec = e["status"], e["spec"]
+    objective = objective_of(e)
+    best = metric_value(status["currentOptimalTrial"]["observation"]["metrics"], objective)
+    cells = [
+        e["metadata"]["namespace"],
+        e["metadata"]["name"],
+        condition_text(e),
+        str(status["trials"]),
+        str(status["trialsSucceeded"]),
+        str(status["trialsFailed"] + status["trialMetricsUnavailable"]),
+        fmt_value(best),
+        when(e["metadata"]["creationTimestamp"]),
+    ]
+    if wide:
+        max_trials = spec.get("maxTrialCount")
+        cells += [
+            str(status["trialsRunning"]),
+            f"{objective.type} {objective.objective_metric_name}",
+            str((spec.get("algorithm") or {}).get("algorithmName", "")),
+            status["currentOptimalTrial"]["bestTrialName"] or "",
+            "" if max_trials is None else str(max_trials),
+            status["message"],
+        ]
+    return cells
+
+
+def experiments_table(experiments: Sequence[Mapping[str, Any]], wide: bool = False) -> Table:
     table = Table(box=None)
-    for col in ("NAMESPACE", "NAME", "CONDITION", "TRIALS", "SUCCEEDED", "FAILED", "BEST",
-                "CREATED"):
+    for col in (*EXPERIMENT_COLUMNS, *(EXPERIMENT_WIDE_COLUMNS if wide else ())):
         table.add_column(col)
     for e in experiments:
-        status = e["status"]
-        best = metric_value(status["currentOptimalTrial"]["observation"]["metrics"],
-                            objective_of(e))
-        table.add_row(
-            e["metadata"]["namespace"],
-            e["metadata"]["name"],
-            status["condition"],
-            str(status["trials"]),
-            str(status["trialsSucceeded"]),
-            str(status["trialsFailed"] + status["trialMetricsUnavailable"]),
-            fmt_value(best),
-            when(e["metadata"]["creationTimestamp"]),
-        )
+        cells: list[Any] = [Text(c) for c in experiment_cells(e, wide)]
+        if e["status"].get("interrupted"):
+            cells[2].stylize("yellow")
+        table.add_row(*cells)
     return table
 
 
-def trials_table(experiment: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]) -> Table:
+def trial_headers(
+    experiment: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], wide: bool = False
+) -> list[str]:
+    """The columns of ``katib get trials``: wide adds the other metrics, reason, exit code and
+    start time."""
     objective = objective_of(experiment)
     params = [p["name"] for p in experiment["spec"]["parameters"]]
+    head = ["NAME", "STATE", *params, str(objective.objective_metric_name), "DURATION"]
+    if wide:
+        head += metric_names(experiment, trials)[1:]
+        head += ["REASON", "EXIT", "STARTED"]
+    return [*head, "MESSAGE"]
+
+
+def trial_cells(
+    experiment: Mapping[str, Any],
+    t: Mapping[str, Any],
+    wide: bool = False,
+    metrics: Sequence[str] = (),
+) -> list[str]:
+    """One trial's row of ``katib get trials`` (plain text); ``metrics``: the wide columns'."""
+    objective = objective_of(experiment)
+    params = [p["name"] for p in experiment["spec"]["parameters"]]
+    status = t["status"]
+    given = assignments(t["spec"])
+    seconds = duration(t)
+    cells = [
+        t["metadata"]["name"],
+        status["condition"],
+        *[given.get(p, "") for p in params],
+        fmt_value(trial_objective(t, objective)),
+        "" if seconds is None else f"{seconds:.1f}s",
+    ]
+    if wide:
+        reduced = metric_values(t, objective)
+        exit_code = status.get("exitCode")
+        cells += [fmt_value(reduced.get(m)) for m in metrics]
+        cells += [
+            status.get("reason") or "",
+            "" if exit_code is None else str(exit_code),
+            when(status.get("startTime")),
+        ]
+    return [*cells, "" if status["condition"] == "Succeeded" else status["message"]]
+
+
+def trials_table(
+    experiment: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], wide: bool = False
+) -> Table:
     table = Table(box=None)
-    for col in ("NAME", "STATE", *params, objective.objective_metric_name, "DURATION", "MESSAGE"):
-        table.add_column(str(col))
+    for col in trial_headers(experiment, trials, wide):
+        table.add_column(col, overflow="fold")
+    metrics = metric_names(experiment, trials)[1:]
     for t in trials:
-        status = t["status"]
-        given = assignments(t["spec"])
-        seconds = duration(t)
-        table.add_row(
-            t["metadata"]["name"],
-            state_text(status["condition"]),
-            *[given.get(p, "") for p in params],
-            fmt_value(trial_objective(t, objective)),
-            "" if seconds is None else f"{seconds:.1f}s",
-            "" if status["condition"] == "Succeeded" else status["message"],
-        )
+        cells: list[Any] = [Text(c) for c in trial_cells(experiment, t, wide, metrics)]
+        cells[1].stylize(STATE_STYLES.get(TrialState(t["status"]["condition"]), ""))
+        table.add_row(*cells)
     return table
 
 
@@ -152,6 +237,26 @@ def print_best(console: Console, best: Mapping[str, Any], message: str) -> None:
             f"[dim]min {m['min']:.6g}  max {m['max']:.6g}  latest {m['latest']:.6g}[/]",
         )
     console.print(table)
+    if "paretoFront" in best:
+        console.print(pareto_table(best["paretoFront"]))
+
+
+def pareto_table(front: Sequence[Mapping[str, Any]]) -> Table:
+    """The Pareto front of a multi-objective experiment: one row per trial, its objectives'
+    values, then its parameters."""
+    objectives = list(front[0]["objectives"]) if front else []
+    params = list(assignments(front[0])) if front else []
+    table = Table(title=f"Pareto front ({len(front)} trials)", box=None, title_justify="left")
+    table.add_column("trial")
+    for o in objectives:
+        arrow = "↑" if o["type"] == "maximize" else "↓"
+        table.add_column(f"{o['name']} {arrow}", justify="right")
+    for name in params:
+        table.add_column(name, style="dim")
+    for trial in front:
+        values = [fmt_value(o["value"]) for o in trial["objectives"]]
+        table.add_row(trial["trialName"], *values, *assignments(trial).values())
+    return table
 
 
 def print_experiment(
@@ -162,7 +267,10 @@ def print_experiment(
     objective, algorithm = spec["objective"], spec["algorithm"]
     goal = objective.get("goal")
     out.print(f"[bold]Name:[/]        {meta['name']}\n[bold]Namespace:[/]   {meta['namespace']}")
-    out.print(f"[bold]Condition:[/]   {status['condition']}  {status['message']}")
+    out.print(f"[bold]Condition:[/]   {status['condition']}  {escape(status['message'])}")
+    hint = resume_hint(experiment)
+    if hint:
+        out.print(f"             [yellow]{hint}[/]")
     out.print(
         f"[bold]Objective:[/]   {objective.get('type')} {objective.get('objectiveMetricName')}"
         + (f" (goal {goal:g})" if goal is not None else "")
@@ -236,3 +344,104 @@ def trial_line(trial: Mapping[str, Any], objective: Objective) -> Text:
     """One finished trial, as ``katib run`` prints it when not on a terminal."""
     metric = objective.objective_metric_name or "objective"
     return finished_line(trial_row(trial, objective), metric)
+
+
+# describe trial / failures -------------------------------------------------------------------
+
+
+def print_trial(
+    out: Console,
+    experiment: Mapping[str, Any],
+    trial: Mapping[str, Any],
+    tail: Sequence[str],
+    log_place: str | None,
+) -> None:
+    """``katib describe trial``: state and why, parameters, metrics, the end of its output."""
+    meta, status = trial["metadata"], trial["status"]
+    objective = objective_of(experiment)
+    name = meta["name"]
+    seconds = duration(trial)
+    exit_code = status.get("exitCode")
+    out.print(f"[bold]Name:[/]        {name}\n[bold]Namespace:[/]   {meta['namespace']}")
+    out.print(f"[bold]Experiment:[/]  {experiment['metadata']['name']}")
+    out.print(f"[bold]State:[/]       {state_text(status['condition'])}  {status['reason'] or ''}")
+    if status["message"]:
+        out.print(f"[bold]Message:[/]     {escape(status['message'])}", highlight=False)
+    if exit_code is not None:
+        out.print(f"[bold]Exit code:[/]   {exit_code}")
+    out.print(
+        f"[bold]Created:[/]     {meta['creationTimestamp']}   [bold]Started:[/] "
+        f"{status.get('startTime')}   [bold]Completed:[/] {status.get('completionTime')}"
+        + ("" if seconds is None else f"   [bold]Duration:[/] {seconds:.1f}s")
+    )
+    out.print("[bold]Parameters:[/]")
+    for k, v in assignments(trial["spec"]).items():
+        out.print(f"  {k} = {v}", markup=False, highlight=False)
+    metrics = status["observation"]["metrics"]
+    out.print("[bold]Metrics:[/]" + ("" if metrics else "     none reported"))
+    for m in metrics:
+        mark = "  (objective)" if m["name"] == objective.objective_metric_name else ""
+        out.print(
+            f"  {m['name']}: min {m['min']:.6g}  max {m['max']:.6g}  latest {m['latest']:.6g}"
+            f"{mark}",
+            markup=False,
+            highlight=False,
+        )
+    where = f" of {escape(log_place)}" if log_place else ""
+    if tail:
+        out.print(f"[bold]Output:[/]      the last {len(tail)} line(s){where}", highlight=False)
+        for line in tail:
+            out.print(f"  | {line}", markup=False, highlight=False)
+        out.print(f"  whole output: katib logs {name}", markup=False, highlight=False)
+    else:
+        out.print("[bold]Output:[/]      none" + (f" ({escape(log_place)})" if log_place else ""),
+                  highlight=False)
+
+
+#: Trial conditions that need explaining at the end of a run.
+FAILED_STATES = ("Failed", "MetricsUnavailable")
+
+
+def print_failures(
+    err: Console,
+    experiment: Mapping[str, Any],
+    trials: Sequence[Mapping[str, Any]],
+    tail_of: Any,
+    log_folder: str | None,
+    groups: int = 3,
+    lines: int = 8,
+) -> None:
+    """Why trials failed: the last lines of their output, one block per distinct failure.
+
+    ``tail_of(trial_name)`` gives a trial's last output lines. Trials that failed the same way
+    (same message, same last lines) are told once; the most recent failures come first.
+    """
+    failed = [t for t in trials if t["status"]["condition"] in FAILED_STATES]
+    if not failed:
+        return
+    where = f"{experiment['metadata']['namespace']}/{experiment['metadata']['name']}"
+    seen: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for t in reversed(failed):
+        name = t["metadata"]["name"]
+        key = (f"{t['status']['condition']}: {t['status']['message']}", tuple(tail_of(name)))
+        seen.setdefault(key, []).append(name)
+    err.print(
+        f"[bold red]{len(failed)} trial(s) of {where} failed[/]"
+        + (f"; their output is in {log_folder}" if log_folder else ""),
+        highlight=False,
+    )
+    for (what, tail), names in list(seen.items())[:groups]:
+        who = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+        err.print(f"trial {who} {what}", markup=False, highlight=False)
+        if tail:
+            err.print(f"  last lines of its output (katib logs {names[0]}):", markup=False)
+            for line in tail[-lines:]:
+                err.print(f"  | {line}", markup=False, highlight=False)
+        else:
+            err.print("  it wrote no output", markup=False)
+    if len(seen) > groups:
+        err.print(
+            f"{len(seen) - groups} other kind(s) of failure: katib get trials "
+            f"{experiment['metadata']['name']} -n {experiment['metadata']['namespace']}",
+            markup=False,
+        )

@@ -7,13 +7,16 @@ like the other commands.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
 import signal
 import socket
 import sys
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -41,12 +44,20 @@ _NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     help="Port to listen on (0: any free port).",
 )
 @db_option
+@click.option(
+    "--access-log",
+    default=None,
+    metavar="FILE",
+    help="Append one line per HTTP request to FILE ('-': standard error). Default: no access "
+    "log.",
+)
 @_user_errors
-def server(host: str, port: int, db: str | None) -> None:
+def server(host: str, port: int, db: str | None, access_log: str | None) -> None:
     """Serve the REST API and run experiments in the background, in every namespace.
 
     The first start prints an admin token once (or takes KATIB_ADMIN_TOKEN). SIGTERM or
     Ctrl-C stops it cleanly: running trials are killed and run again at the next start.
+    Requests are not logged unless --access-log says where.
     """
     import uvicorn
 
@@ -80,7 +91,12 @@ def server(host: str, port: int, db: str | None) -> None:
     launcher = LocalProcessLauncher(katib_home())
     controller = BackgroundController(storage, launcher, logs_root=_logs_root(), api_url=url)
     app = create_app(storage, controller=controller)
-    config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app,
+        log_config=_uvicorn_logging(access_log),
+        access_log=access_log is not None,
+        timeout_graceful_shutdown=10,
+    )
     _err.print(
         f"katib server listening on {url} (dashboard: {url}/, API docs: {url}/docs)",
         markup=False,
@@ -106,6 +122,33 @@ def _reachable(host: str) -> str:
     if host == "::":
         return "[::1]"
     return f"[{host}]" if ":" in host else host
+
+
+def _uvicorn_logging(access_log: str | None) -> dict[str, Any]:
+    """Uvicorn's logging: its warnings and errors on stderr (the line above says where the
+    server listens), and the access log only where --access-log says."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["uvicorn"]["level"] = "WARNING"
+    config["loggers"]["uvicorn.error"]["level"] = "WARNING"
+    access = config["loggers"]["uvicorn.access"]
+    if access_log is None:
+        access.update(handlers=[], level="WARNING")
+        return config
+    config["formatters"]["access"]["fmt"] = (
+        '%(asctime)s %(client_addr)s - "%(request_line)s" %(status_code)s'
+    )
+    if access_log == "-":
+        config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    else:
+        config["handlers"]["access"] = {
+            "formatter": "access",
+            "class": "logging.FileHandler",
+            "filename": str(Path(access_log).expanduser()),
+        }
+        config["formatters"]["access"]["use_colors"] = False
+    return config
 
 
 def _setup_logging() -> None:
@@ -148,7 +191,8 @@ def token_create(
 @token.command("list")
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked tokens.")
 @click.option(
-    "-o", "--output", "output_format", type=click.Choice(["table", "json"]), default="table"
+    "-o", "--output", "output_format", type=click.Choice(["table", "json"]), default="table",
+    show_default=True, help="Output format.",
 )
 @backend_options
 @_user_errors

@@ -25,12 +25,12 @@ from katib.cli._render import (
     assignments,
     is_finished,
     metric_value,
-    objective_of,
     print_best,
+    print_failures,
     trial_line,
     trial_row,
 )
-from katib.client import Backend
+from katib.client import Backend, objective_of
 from katib.records import TrialState
 from katib.spec import Objective
 
@@ -122,7 +122,7 @@ class ServerProgress:
         elapsed = time.monotonic() - self.started
         for w in self.watched:
             parts.append(_summary(w, elapsed))
-            parts.append(_trial_table(w))
+            parts.append(_trial_table(w, width=self.console.width))
         return Group(*parts)
 
 
@@ -152,7 +152,7 @@ def _summary(w: Watched, elapsed: float) -> Text:
     return summary_text(summary, elapsed)
 
 
-def _trial_table(w: Watched, limit: int = 12) -> Table:
+def _trial_table(w: Watched, limit: int = 12, width: int | None = None) -> Table:
     objective = w.objective
     active = [t for t in w.trials if t["status"]["condition"] == "Running"]
     done = [t for t in w.trials if t["status"]["condition"] not in ACTIVE]
@@ -160,7 +160,7 @@ def _trial_table(w: Watched, limit: int = 12) -> Table:
     now = time.time()
     params = [p["name"] for p in w.experiment["spec"]["parameters"]]
     rows = [trial_row(t, objective, now) for t in [*active, *recent]]
-    return progress_table(params, objective.objective_metric_name or "objective", rows)
+    return progress_table(params, objective.objective_metric_name or "objective", rows, width)
 
 
 def follow(
@@ -194,8 +194,9 @@ def follow(
         best = backend.best_trial(w.namespace, w.name)
         results.append(best)
         print_best(console, best, w.experiment["status"]["message"])
+        explain_failures(backend, w.namespace, w.name)
     if output:
-        write_best(output, results)
+        write_best(output, results, console)
     failed = any(b["condition"] != "Succeeded" for b in results)
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -210,12 +211,37 @@ def say_interrupted(err: Console, experiments: Sequence[tuple[str, str]], server
         )
 
 
-def write_best(output: str, results: Sequence[Mapping[str, Any]]) -> None:
+def write_best(output: str, results: Sequence[Mapping[str, Any]], console: Console) -> None:
     """The ``--output`` file: one best trial, or a list of them for a file of several."""
     payload: Any = list(results)
     if len(payload) == 1:
         payload = payload[0]
-    Path(output).write_text(json.dumps(payload, indent=2) + "\n")
+    path = Path(output)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    what = "the optimal trial" if len(results) == 1 else "the optimal trials"
+    console.print(f"wrote {what} to {path.resolve()}", markup=False, highlight=False)
+
+
+def explain_failures(backend: Backend, namespace: str, name: str) -> None:
+    """After a run, on stderr: why trials failed, with the last lines of their output."""
+    from katib.client import LocalBackend
+
+    experiment = backend.get_experiment(namespace, name)
+    if not experiment["status"]["trialsFailed"] + experiment["status"]["trialMetricsUnavailable"]:
+        return
+    trials = backend.list_trials(namespace, name)
+    folder = None
+    if isinstance(backend, LocalBackend):
+        from katib.storage import katib_home
+
+        folder = str(katib_home() / "logs" / namespace / name) + "/"
+    print_failures(
+        Console(stderr=True, highlight=False, soft_wrap=True),
+        experiment,
+        trials,
+        lambda trial: backend.log_tail(namespace, trial, 8),
+        folder,
+    )
 
 
 def attach(backend: Backend, experiment: dict[str, Any]) -> Watched:

@@ -11,6 +11,16 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from katib.client._base import Backend, BudgetCounts
+from katib.client._table import (
+    metric_names,
+    metric_values,
+    objective_of,
+    parameter_types,
+    trial_columns,
+    trial_rows,
+    typed_assignments,
+    typed_value,
+)
 
 if TYPE_CHECKING:
     from katib.client._local import LocalBackend
@@ -30,6 +40,14 @@ __all__ = [
     "RemoteBackend",
     "ServerUnreachableError",
     "connect",
+    "metric_names",
+    "metric_values",
+    "objective_of",
+    "parameter_types",
+    "trial_columns",
+    "trial_rows",
+    "typed_assignments",
+    "typed_value",
 ]
 
 

@@ -18,6 +18,15 @@ from katib.errors import NoLogError
 
 #: Trial conditions of a trial that may still write output.
 ACTIVE_TRIAL = ("Created", "Running")
+#: Bytes of the end of a log that :meth:`Backend.log_tail` reads at most.
+TAIL_BYTES = 64 * 1024
+
+
+def last_lines(data: bytes, lines: int) -> list[str]:
+    """The last ``lines`` non-empty lines of some output, decoded leniently."""
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    kept = [line.rstrip() for line in text.split("\n") if line.strip()]
+    return kept[-lines:] if lines > 0 else []
 
 
 class BudgetCounts(TypedDict, total=False):
@@ -73,7 +82,9 @@ class Backend(ABC):
 
     @abstractmethod
     def edit_budget(self, namespace: str, name: str, counts: BudgetCounts) -> dict[str, Any]:
-        """Change the trial counts; a running experiment picks them up within seconds."""
+        """Change the trial counts by the rule of :func:`katib.service.change_budget`: an
+        unfinished experiment picks them up within seconds; a finished one restarts when its
+        resumePolicy allows it, and is refused (``ConflictError``) otherwise."""
 
     @abstractmethod
     def restart_experiment(
@@ -136,6 +147,18 @@ class Backend(ABC):
                     )
                 return
             time.sleep(poll)
+
+    def log_tail(self, namespace: str, name: str, lines: int = 10) -> list[str]:
+        """The last ``lines`` lines of the trial's output (empty when it has none)."""
+        tail = b""
+        offset = 0
+        while True:
+            chunk = self.trial_log(namespace, name, offset)
+            if not chunk:
+                break
+            offset += len(chunk)
+            tail = (tail + chunk)[-TAIL_BYTES:]
+        return last_lines(tail, lines)
 
     # Tokens -------------------------------------------------------------------------------
 

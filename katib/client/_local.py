@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from katib import service
-from katib.client._base import Backend, BudgetCounts
-from katib.controller import best_trial, check_runnable
+from katib.client._base import TAIL_BYTES, Backend, BudgetCounts, last_lines
+from katib.controller import check_runnable
 from katib.errors import ConflictError, NotFoundError
 from katib.records import ExperimentRecord
 from katib.spec import parse_experiment
 from katib.storage import Storage, normalize_url
 from katib.views import (
-    best_trial_json,
     events_json,
     observation_log_json,
     token_view,
@@ -52,7 +52,7 @@ class LocalBackend(Backend):
         self, document: Mapping[str, Any], *, source_dir: str | None = None
     ) -> dict[str, Any]:
         exp = parse_experiment(dict(document))
-        check_runnable(exp)
+        check_runnable(exp, self.storage)
         record = self.storage.create_experiment(exp, source_dir=source_dir or os.getcwd())
         return service.experiment_view(self.storage, record)
 
@@ -66,8 +66,7 @@ class LocalBackend(Backend):
         return [v for v in views if v["status"]["archived"] == archived]
 
     def best_trial(self, namespace: str, name: str) -> dict[str, Any]:
-        record = self._experiment(namespace, name)
-        return best_trial_json(record, best_trial(self.storage, record))
+        return service.best_view(self.storage, self._experiment(namespace, name))
 
     def list_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
         record = self._experiment(namespace, name)
@@ -89,7 +88,7 @@ class LocalBackend(Backend):
         service.delete_experiment(self.storage, record)
 
     def edit_budget(self, namespace: str, name: str, counts: BudgetCounts) -> dict[str, Any]:
-        record = service.apply_budget(self.storage, self._experiment(namespace, name), **counts)
+        record = service.change_budget(self.storage, self._experiment(namespace, name), **counts)
         return service.experiment_view(self.storage, record)
 
     def restart_experiment(
@@ -130,6 +129,19 @@ class LocalBackend(Backend):
                 return f.read(LOG_CHUNK)
         except FileNotFoundError:
             return None
+
+    def log_path(self, namespace: str, name: str) -> Path:
+        """Where the trial's output is on this machine (whether or not it exists yet)."""
+        return service.trial_log_path(self.storage, self.storage.get_trial(namespace, name))
+
+    def log_tail(self, namespace: str, name: str, lines: int = 10) -> list[str]:
+        try:
+            with open(self.log_path(namespace, name), "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - TAIL_BYTES))
+                return last_lines(f.read(), lines)
+        except FileNotFoundError:
+            return []
 
     # Tokens -------------------------------------------------------------------------------
 

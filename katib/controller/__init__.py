@@ -40,8 +40,12 @@ if TYPE_CHECKING:
         MetricAccumulator,
         best_trial,
         best_trials,
+        dominates,
         objective_value,
+        objective_values,
         optimal_trial,
+        pareto_front,
+        pareto_front_of,
     )
     from katib.controller._owner import live_owner, new_owner_id, owner_alive
     from katib.controller._push_server import observation_points, parse_observations
@@ -62,6 +66,7 @@ if TYPE_CHECKING:
         check_runnable,
         resume_counts,
     )
+    from katib.controller._warm_start import check_warm_start
 
 _EXPORTS = {
     "BackgroundController": "_background",
@@ -85,6 +90,10 @@ _EXPORTS = {
     "best_trials": "_optimal",
     "objective_value": "_optimal",
     "optimal_trial": "_optimal",
+    "dominates": "_optimal",
+    "objective_values": "_optimal",
+    "pareto_front": "_optimal",
+    "pareto_front_of": "_optimal",
     "live_owner": "_owner",
     "new_owner_id": "_owner",
     "owner_alive": "_owner",
@@ -104,6 +113,7 @@ _EXPORTS = {
     "admit": "_submit",
     "check_runnable": "_submit",
     "resume_counts": "_submit",
+    "check_warm_start": "_warm_start",
 }
 
 __all__ = [
@@ -134,6 +144,7 @@ __all__ = [
     "best_trial",
     "best_trials",
     "check_runnable",
+    "check_warm_start",
     "early_stop",
     "goal_reached",
     "live_owner",
@@ -141,6 +152,10 @@ __all__ = [
     "objective_value",
     "observation_points",
     "optimal_trial",
+    "dominates",
+    "objective_values",
+    "pareto_front",
+    "pareto_front_of",
     "owner_alive",
     "parse_observations",
     "reconcile",

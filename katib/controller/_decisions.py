@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from katib.records import REASON_INTERRUPTED, TrialState
-from suggestion.early_stopping import EarlyStopping
+from suggestion.early_stopping import EarlyStopping, TrialHistory
 from trial_runner import Ending, KillReason, TrialEnded
 
 REASON_SUCCEEDED = "TrialSucceeded"
@@ -97,8 +97,8 @@ def backoff_limit(manifest: Mapping[str, Any]) -> int:
     return value if isinstance(value, int) and value > 0 else 0
 
 
-def early_stop(rule: EarlyStopping, reports: int, latest: float) -> str | None:
-    """Why a running trial with ``reports`` values of the rule's metric (the newest
-    ``latest``) should stop now, or None to let it run."""
-    decision = rule.should_stop(reports, latest)
+def early_stop(rule: EarlyStopping, trial: TrialHistory) -> str | None:
+    """Why a running trial, with the values it reported of the rule's metric so far, should
+    stop now, or None to let it run."""
+    decision = rule.check(trial)
     return None if decision is None else str(decision)

@@ -4,6 +4,12 @@ The one rule for "the best trial" lives here: among Succeeded and EarlyStopped t
 an objective value (the objective metric reduced by its metric strategy), the best value
 wins, and of equal values the earliest trial, as it was found first. The controller records
 each new optimal trial as it happens; readers take the recorded one (:func:`best_trial`).
+
+With several objectives (``objective.additionalObjectives``) the result is the Pareto front
+(:func:`pareto_front`): the candidate trials with every objective's value that no other
+candidate dominates (as good in every objective and better in one). The optimal trial is then
+the front's best on the objective metric; of equal values, one that dominates the other
+wins, then the earliest, so that it is always on the front.
 """
 
 from __future__ import annotations
@@ -20,23 +26,31 @@ OPTIMAL_CANDIDATE_STATES = (TrialState.SUCCEEDED, TrialState.EARLY_STOPPED)
 
 
 class MetricAccumulator:
-    """Running min / max / latest of each metric of one trial."""
+    """Running min / max / latest of each metric of one trial.
 
-    def __init__(self) -> None:
+    The metric named ``track`` (the early-stopping rule's) also keeps every value, in order.
+    """
+
+    def __init__(self, track: str | None = None) -> None:
         self.summaries: dict[str, MetricSummary] = {}
         self.counts: dict[str, int] = {}
         self.sums: dict[str, float] = {}
+        self.track = track
+        self.history: list[float] = []
 
     def copy(self) -> MetricAccumulator:
-        other = MetricAccumulator()
+        other = MetricAccumulator(self.track)
         other.summaries, other.counts, other.sums = (
             dict(self.summaries), dict(self.counts), dict(self.sums)
         )
+        other.history = list(self.history)
         return other
 
     def add(self, name: str, value: float) -> None:
         if math.isnan(value) or math.isinf(value):
             return
+        if name == self.track:
+            self.history.append(value)
         self.counts[name] = self.counts.get(name, 0) + 1
         self.sums[name] = self.sums.get(name, 0.0) + value
         current = self.summaries.get(name)
@@ -63,6 +77,79 @@ def objective_value(summaries: Mapping[str, MetricSummary], objective: Objective
     return summaries[name].value(objective.strategy_for(name))
 
 
+def objective_values(
+    summaries: Mapping[str, MetricSummary], objective: Objective
+) -> tuple[float, ...] | None:
+    """Every objective's value (objective metric first), each reduced by its metric
+    strategy; None if any was never reported."""
+    values: list[float] = []
+    for name, _ in objective.objectives():
+        if name not in summaries:
+            return None
+        values.append(summaries[name].value(objective.strategy_for(name)))
+    return tuple(values)
+
+
+def dominates(a: Sequence[float], b: Sequence[float], maximize: Sequence[bool]) -> bool:
+    """Whether ``a`` is at least as good as ``b`` in every objective and better in one."""
+    better = False
+    for x, y, up in zip(a, b, maximize, strict=True):
+        if (x < y) if up else (x > y):
+            return False
+        if x != y:
+            better = True
+    return better
+
+
+def directions(objective: Objective) -> list[bool]:
+    """Whether each objective (objective metric first) is maximized."""
+    return [kind == ObjectiveType.MAXIMIZE for _, kind in objective.objectives()]
+
+
+def pareto_front(trials: Iterable[TrialRecord], objective: Objective) -> list[TrialRecord]:
+    """The non-dominated candidate trials (Succeeded or EarlyStopped, every objective
+    reported), best first on the objective metric, then in trial order.
+
+    With one objective, that is every trial with the best value.
+    """
+    maximize = directions(objective)
+    scored: list[tuple[tuple[float, ...], int, TrialRecord]] = []
+    for order, trial in enumerate(trials):
+        if trial.state not in OPTIMAL_CANDIDATE_STATES:
+            continue
+        values = objective_values(trial.metrics, objective)
+        if values is not None and all(math.isfinite(v) for v in values):
+            scored.append((values, order, trial))
+    # Sorted best first on every objective in turn: a trial can only be dominated by one
+    # before it, so one pass against the front kept so far suffices.
+    signs = [-1.0 if up else 1.0 for up in maximize]
+    scored.sort(key=lambda item: (tuple(s * v for s, v in zip(signs, item[0], strict=True)),
+                                  item[1]))
+    front: list[tuple[tuple[float, ...], int, TrialRecord]] = []
+    for item in scored:
+        if not any(dominates(kept[0], item[0], maximize) for kept in front):
+            front.append(item)
+    return [trial for _, _, trial in front]
+
+
+def is_better_trial(
+    candidate: TrialRecord, incumbent: TrialRecord | None, objective: Objective
+) -> bool:
+    """Whether ``candidate`` replaces ``incumbent`` as the optimal trial (found later)."""
+    if candidate.objective is None:
+        return False
+    multi = objective.is_multi_objective
+    mine = objective_values(candidate.metrics, objective) if multi else None
+    if multi and mine is None:
+        return False  # not on the front without every objective's value
+    if incumbent is None or incumbent.objective is None:
+        return True
+    if candidate.objective != incumbent.objective or mine is None:
+        return is_better(candidate.objective, incumbent.objective, objective)
+    theirs = objective_values(incumbent.metrics, objective)
+    return theirs is None or dominates(mine, theirs, directions(objective))
+
+
 def is_better(candidate: float, incumbent: float | None, objective: Objective) -> bool:
     if incumbent is None:
         return True
@@ -72,12 +159,13 @@ def is_better(candidate: float, incumbent: float | None, objective: Objective) -
 
 
 def optimal_trial(trials: Iterable[TrialRecord], objective: Objective) -> TrialRecord | None:
-    """The best trial by objective; the earliest wins a tie, as it was found first."""
+    """The best trial by objective; the earliest wins a tie, as it was found first (with
+    several objectives, a dominating one first)."""
     best: TrialRecord | None = None
     for trial in trials:
         if trial.state not in OPTIMAL_CANDIDATE_STATES or trial.objective is None:
             continue
-        if best is None or is_better(trial.objective, best.objective, objective):
+        if is_better_trial(trial, best, objective):
             best = trial
     return best
 
@@ -103,3 +191,11 @@ def best_trials(
             candidates = storage.list_trials(record.id, OPTIMAL_CANDIDATE_STATES)
             out[record.id] = optimal_trial(candidates, objective)
     return out
+
+
+def pareto_front_of(storage: Storage, record: ExperimentRecord) -> list[TrialRecord]:
+    """The experiment's Pareto front (:func:`pareto_front` over its candidate trials)."""
+    objective = record.spec.spec.objective
+    if objective is None:
+        return []
+    return pareto_front(storage.list_trials(record.id, OPTIMAL_CANDIDATE_STATES), objective)

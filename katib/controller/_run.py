@@ -32,7 +32,9 @@ from katib.controller._decisions import (
 from katib.controller._optimal import (
     OPTIMAL_CANDIDATE_STATES,
     MetricAccumulator,
-    is_better,
+    directions,
+    is_better_trial,
+    objective_values,
     optimal_trial,
 )
 from katib.controller._owner import new_owner_id
@@ -43,6 +45,7 @@ from katib.controller._reconcile import (
     Suggest,
     reconcile,
 )
+from katib.controller._warm_start import load_warm_start, source_ids
 from katib.errors import ConflictError, KatibError
 from katib.records import (
     REASON_INTERRUPTED,
@@ -57,7 +60,7 @@ from katib.spec import render_trial_spec
 from katib.storage import ObservationPoint, Storage
 from suggestion import Algorithm, SearchSpace, get_algorithm
 from suggestion import TrialRecord as AlgorithmTrial
-from suggestion.early_stopping import EarlyStopping, get_early_stopping
+from suggestion.early_stopping import EarlyStopping, TrialHistory, get_early_stopping
 from trial_runner import (
     Checkpoint,
     CollectionPlan,
@@ -199,14 +202,32 @@ class ExperimentRun:
         self.best = optimal_trial(finished, self.objective)
         self.recent = finished[-RECENT:]
         self.algorithm = self._restored_algorithm(finished)
+        # Warm-start trials first: the earlier experiments' history comes before this one's.
+        warm = load_warm_start(self.storage, record)
+        if self.spec.spec.warm_start is not None and (
+            record.started_at is None or warm.problems
+        ):
+            self.storage.add_event(
+                record.id,
+                "WarmStarted",
+                warm.summary(),
+                type="Warning" if warm.problems else "Normal",
+            )
         self.algorithm.update(
-            [_for_algorithm(t) for t in finished],
-            [_for_algorithm(t) for t in self.trials.values()],
+            [self._for_algorithm(t) for t in (*warm.trials, *finished)],
+            [self._for_algorithm(t) for t in self.trials.values()],
         )
         self.early_stopping = self._build_early_stopping()
         if self.early_stopping is not None:
-            self.early_stopping.update(
-                self.storage.objective_means(record.id, self.early_stopping.metric)
+            metric = self.early_stopping.metric
+            histories = self.storage.metric_histories(record.id, metric)
+            for source_id in source_ids(warm):
+                histories.update(self.storage.metric_histories(source_id, metric))
+            self.early_stopping.observe(
+                [
+                    TrialHistory(t.name, tuple(histories.get(t.name, ())), t.state.value)
+                    for t in (*warm.trials, *finished)
+                ]
             )
         if record.condition != ExperimentCondition.RUNNING:
             self._set_condition(
@@ -250,12 +271,20 @@ class ExperimentRun:
         spec = self.spec.spec
         assert spec.algorithm is not None and spec.algorithm.algorithm_name
         cls = get_algorithm(spec.algorithm.algorithm_name)
+        # ``directions`` only with several objectives: a plugin written before they existed
+        # may not take the argument, and it is refused for them anyway.
+        extra = (
+            {"directions": directions(self.objective)}
+            if self.objective.is_multi_objective
+            else {}
+        )
         return cls(
             SearchSpace.from_spec(spec.parameters),
             maximize=self.objective.type == "maximize",
             settings=spec.algorithm.settings_dict(),
             max_trial_count=spec.max_trial_count,
             parallel_trial_count=spec.parallel_trial_count or 1,
+            **extra,
         )
 
     def _build_early_stopping(self) -> EarlyStopping | None:
@@ -267,6 +296,18 @@ class ExperimentRun:
             metric=self.objective.objective_metric_name or "",
             maximize=self.objective.type == "maximize",
             settings=early.settings_dict(),
+        )
+
+    def _for_algorithm(self, trial: TrialRecord) -> AlgorithmTrial:
+        multi = self.objective.is_multi_objective
+        return AlgorithmTrial(
+            name=trial.name,
+            assignments=trial.assignments,
+            state=str(trial.state),
+            objective=trial.objective,
+            metrics={k: v.latest for k, v in trial.metrics.items()},
+            labels=trial.labels,
+            values=objective_values(trial.metrics, self.objective) if multi else None,
         )
 
     # Decisions ---------------------------------------------------------------------------
@@ -409,6 +450,10 @@ class ExperimentRun:
             attempt=attempt,
         )
 
+    def _accumulator(self) -> MetricAccumulator:
+        rule = self.early_stopping
+        return MetricAccumulator(None if rule is None else rule.metric)
+
     def _launch(self, trial: TrialRecord, *, attempt: int = 0) -> None:
         """Hand ``trial`` to the launcher; it counts as running from now on.
 
@@ -426,7 +471,7 @@ class ExperimentRun:
         # trial Running, and the next one stops its workload and reports it (never an
         # unrecorded second run). The pid, known later, stays in memory.
         self.storage.start_trial(trial.id, started_at=started_at, message=message)
-        self.accumulators[trial.name] = MetricAccumulator()
+        self.accumulators[trial.name] = self._accumulator()
         trial.started_at, trial.reason, trial.message = started_at, "TrialRunning", message
         if attempt == 0:
             self.counts[trial.state] -= 1
@@ -454,7 +499,7 @@ class ExperimentRun:
         # Storage first, memory after: an event whose write fails (the database is away) is
         # handed in again later and must find the run as it was.
         points = _points(event.observations)
-        accumulator = self.accumulators.get(trial.name, MetricAccumulator()).copy()
+        accumulator = (self.accumulators.get(trial.name) or self._accumulator()).copy()
         for point in points:
             accumulator.add(point.metric_name, point.value)
         if isinstance(event, MetricsReported):
@@ -487,10 +532,9 @@ class ExperimentRun:
         rule = self.early_stopping
         if rule is None or trial.name in self._stopping or self.completing is not None:
             return
-        latest = acc.summaries.get(rule.metric)
-        if latest is None:
+        if not acc.history:
             return
-        why = early_stop(rule, acc.counts.get(rule.metric, 0), latest.latest)
+        why = early_stop(rule, TrialHistory(trial.name, tuple(acc.history)))
         if why is not None:
             self._stopping.add(trial.name)
             self.launcher.kill(trial.name, KillReason.EARLY_STOPPED, why)
@@ -504,7 +548,7 @@ class ExperimentRun:
         accumulator: MetricAccumulator | None = None,
     ) -> None:
         if accumulator is None:
-            accumulator = self.accumulators.get(trial.name, MetricAccumulator())
+            accumulator = self.accumulators.get(trial.name) or self._accumulator()
         previous = trial.state
         result = TrialResult(
             state=outcome.state,
@@ -525,10 +569,10 @@ class ExperimentRun:
         self.counts[result.state] += 1
         self._stopping.discard(trial.name)
         self._retries.pop(trial.name, None)
-        if self.early_stopping is not None and result.state == TrialState.SUCCEEDED:
-            mean = accumulator.mean(self.early_stopping.metric)
-            if mean is not None:
-                self.early_stopping.update({trial.name: mean})
+        if self.early_stopping is not None and result.reason != REASON_INTERRUPTED:
+            self.early_stopping.observe(
+                [TrialHistory(trial.name, tuple(accumulator.history), result.state.value)]
+            )
         self.trials.pop(trial.name, None)
         if trial.name in self.pending:
             self.pending.remove(trial.name)
@@ -546,7 +590,8 @@ class ExperimentRun:
             self.exhausted = False  # new information: the algorithm may have more to say
             if self.algorithm is not None:
                 self.algorithm.update(
-                    [_for_algorithm(trial)], [_for_algorithm(t) for t in self.trials.values()]
+                    [self._for_algorithm(trial)],
+                    [self._for_algorithm(t) for t in self.trials.values()],
                 )
         self._consider_best(trial)
         self.observer.trial_finished(self, trial)
@@ -554,12 +599,8 @@ class ExperimentRun:
             self._close()
 
     def _consider_best(self, trial: TrialRecord) -> None:
-        if (
-            trial.state not in OPTIMAL_CANDIDATE_STATES
-            or trial.objective is None
-            or not is_better(
-                trial.objective, None if self.best is None else self.best.objective, self.objective
-            )
+        if trial.state not in OPTIMAL_CANDIDATE_STATES or not is_better_trial(
+            trial, self.best, self.objective
         ):
             return
         self.best = trial
@@ -708,13 +749,4 @@ def _points(observations: Sequence[Observation]) -> list[ObservationPoint]:
     return out
 
 
-def _for_algorithm(trial: TrialRecord) -> AlgorithmTrial:
-    return AlgorithmTrial(
-        name=trial.name,
-        assignments=trial.assignments,
-        state=str(trial.state),
-        objective=trial.objective,
-        metrics={k: v.latest for k, v in trial.metrics.items()},
-        labels=trial.labels,
-    )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from katib.controller._owner import owner_alive
+from katib.controller._warm_start import check_warm_start
 from katib.errors import ConflictError, KatibError
 from katib.records import ExperimentRecord
 from katib.spec import Experiment, validate_restart
@@ -35,12 +36,21 @@ class TrialCounts:
         return cls(spec.max_trial_count, spec.parallel_trial_count, spec.max_failed_trial_count)
 
 
-def check_runnable(exp: Experiment) -> None:
+def check_runnable(exp: Experiment, storage: Storage | None = None) -> None:
+    """Refuse what this machine cannot run; with ``storage``, also an experiment whose
+    ``spec.warmStart`` names missing or incompatible experiments.
+
+    Raises:
+        NotRunnableError: neural architecture search.
+        InvalidExperimentError: the warm-start sources (see :func:`check_warm_start`).
+    """
     if exp.spec.nas_config is not None:
         raise NotRunnableError(
             f"experiment {exp.name}: neural architecture search (nasConfig) validates but "
             "cannot be run yet"
         )
+    if storage is not None:
+        check_warm_start(storage, exp)
 
 
 def resume_counts(
@@ -79,11 +89,12 @@ def admit(storage: Storage, exp: Experiment, *, source_dir: str) -> ExperimentRe
     Raises ConflictError when the stored experiment finished already, is being run by another
     live controller, or differs from ``exp`` in more than the three trial counts.
     """
-    check_runnable(exp)
     try:
         stored = storage.get_experiment(exp.namespace, exp.name)
     except KatibError:
+        check_runnable(exp, storage)
         return storage.create_experiment(exp, source_dir=source_dir)
+    check_runnable(exp)
     where = f"{exp.namespace}/{exp.name}"
     if not stored.condition.is_finished and owner_alive(stored.owner, stored.owner_heartbeat):
         raise ConflictError(f"experiment {where} is being run by another process ({stored.owner})")

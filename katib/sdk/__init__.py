@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         Observation,
         OptimalTrial,
         ParameterAssignment,
+        ParetoTrial,
     )
 
 _EXPORTS = {
@@ -41,6 +42,7 @@ _EXPORTS = {
     "Observation": "katib.sdk._types",
     "OptimalTrial": "katib.sdk._types",
     "ParameterAssignment": "katib.sdk._types",
+    "ParetoTrial": "katib.sdk._types",
 }
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "ObjectiveFunctionError",
     "OptimalTrial",
     "ParameterAssignment",
+    "ParetoTrial",
     "search",
 ]
 

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from katib import service
 from katib.client import Backend, BudgetCounts, LocalBackend, RemoteBackend
@@ -42,10 +42,11 @@ from katib.controller import (
     Interrupted,
     LoopbackPush,
     RunObserver,
+    TrialCounts,
     check_runnable,
     live_owner,
 )
-from katib.errors import ConflictError, KatibError, NoLogError
+from katib.errors import ConflictError, KatibError, NoLogError, NotFoundError
 from katib.records import ExperimentCondition, ExperimentRecord, TrialRecord, TrialState
 from katib.sdk._errors import (
     ExperimentFailedError,
@@ -65,14 +66,19 @@ from katib.sdk._objective import (
     script_text,
     trial_call_spec,
 )
-from katib.sdk._types import LoggedMetric, MetricLog, OptimalTrial
-from katib.spec import Experiment, load_experiments, parse_experiment
+from katib.sdk._progress import Progress, TrialNews, wanted
+from katib.sdk._types import LoggedMetric, MetricLog, OptimalTrial, ParetoTrial
+from katib.spec import Experiment, load_experiments, parse_experiment, validate_restart
 from katib.storage import Storage, default_url, katib_home, normalize_url
 from trial_runner.local import LocalProcessLauncher
+
+if TYPE_CHECKING:
+    import pandas
 
 logger = logging.getLogger("katib.sdk")
 
 CONDITIONS = tuple(c.value for c in ExperimentCondition)
+FAILED_STATES = (TrialState.FAILED.value, TrialState.METRICS_UNAVAILABLE.value)
 FINISHED = frozenset(c.value for c in ExperimentCondition if c.is_finished)
 #: How long delete_experiment() waits for a running experiment to stop.
 STOP_WAIT_SECONDS = 60.0
@@ -85,8 +91,26 @@ POLL_SECONDS = 0.5
 LOG_POLL_SECONDS = 0.2
 
 
-class _LogObserver(RunObserver):
-    """Progress as log records on the ``katib.sdk`` logger (silent unless logging is set up)."""
+class _Observer(RunObserver):
+    """Progress as log records on the ``katib.sdk`` logger (silent unless logging is set up)
+    and, when ``show``, as lines on standard error (:mod:`katib.sdk._progress`)."""
+
+    def __init__(self, backend: LocalBackend, show: bool) -> None:
+        self.backend = backend
+        self.show = show
+        self.progress: dict[int, Progress] = {}
+
+    def experiment_started(self, run: ExperimentRun) -> None:
+        if not self.show:
+            return
+        spec = run.spec.spec
+        progress = Progress(
+            f"{run.record.namespace}/{run.record.name}",
+            run.objective.objective_metric_name or "objective",
+            spec.max_trial_count,
+        )
+        self.progress[run.record.id] = progress
+        progress.started(sum(n for state, n in run.counts.items() if state.is_finished))
 
     def trial_finished(self, run: ExperimentRun, trial: TrialRecord) -> None:
         value = "" if trial.objective is None else f" objective={trial.objective:.6g}"
@@ -98,6 +122,11 @@ class _LogObserver(RunObserver):
             trial.state.value,
             value,
         )
+        progress = self.progress.get(run.record.id)
+        if progress is not None:
+            done = sum(n for state, n in run.counts.items() if state.is_finished)
+            best = None if run.best is None else run.best.objective
+            progress.trial(_news(trial), done, best)
 
     def experiment_finished(self, run: ExperimentRun) -> None:
         logger.info(
@@ -107,6 +136,55 @@ class _LogObserver(RunObserver):
             run.record.condition.value,
             run.record.message,
         )
+        progress = self.progress.pop(run.record.id, None)
+        if progress is None:
+            return
+        best = None if run.best is None else _news(run.best)
+        trials = self.backend.list_trials(run.record.namespace, run.record.name)
+        progress.finished(
+            run.record.condition.value,
+            run.record.message,
+            best,
+            _failures(self.backend, trials),
+        )
+
+
+def _news(trial: TrialRecord) -> TrialNews:
+    return TrialNews(
+        trial.name, trial.state.value, trial.message, dict(trial.assignments), trial.objective
+    )
+
+
+def _json_news(trial: Mapping[str, Any], value: float | None) -> TrialNews:
+    status = trial["status"]
+    return TrialNews(
+        trial["metadata"]["name"],
+        status["condition"],
+        status.get("message") or "",
+        {a["name"]: a["value"] for a in trial["spec"]["parameterAssignments"]},
+        value,
+    )
+
+
+def _failures(
+    backend: Backend, trials: Sequence[Mapping[str, Any]], kinds: int = 2, lines: int = 5
+) -> list[tuple[TrialNews, list[str]]]:
+    """The latest failed trials of distinct failures, with the last lines of their output."""
+    out: list[tuple[TrialNews, list[str]]] = []
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for trial in reversed(trials):
+        if trial["status"]["condition"] not in FAILED_STATES:
+            continue
+        news = _json_news(trial, None)
+        tail = backend.log_tail(trial["metadata"]["namespace"], news.name, lines)
+        key = (news.message, tuple(tail))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((news, tail))
+        if len(out) == kinds:
+            break
+    return out
 
 
 class KatibClient:
@@ -179,6 +257,12 @@ class KatibClient:
     def remote(self) -> bool:
         """Whether the client works through a server."""
         return self._local is None
+
+    @property
+    def _local_backend(self) -> LocalBackend:
+        """The database's backend (embedded mode only)."""
+        assert self._local is not None, "embedded mode only"
+        return self._local
 
     @property
     def _storage(self) -> Storage:
@@ -278,6 +362,9 @@ class KatibClient:
         metrics_collector_config: Mapping[str, Any] | None = None,
         *,
         wait: bool = True,
+        load_if_exists: bool = False,
+        show_progress: bool | None = None,
+        resume_policy: str | None = None,
     ) -> dict[str, Any]:
         """Tune a Python function: each trial calls ``objective(parameters)`` in its own process.
 
@@ -324,6 +411,19 @@ class KatibClient:
                 runs in a background thread of this process (which then waits for it before
                 exiting); through a server it returns at once. stop_experiment() ends it
                 early.
+            load_if_exists: When an experiment called ``name`` exists already (the same
+                script run again), continue it instead of raising ``ConflictError``, as
+                ``optuna.create_study(load_if_exists=True)``: an interrupted one resumes, a
+                finished one is returned as it is, or restarts when ``max_trial_count`` grew
+                and its resumePolicy allows it. The function may have changed (embedded:
+                new trials run the new source); the search space and settings may not,
+                except the three trial counts.
+            show_progress: Print a line per finished trial and the result on standard
+                error. Default (None): when waiting, in a terminal or a Jupyter notebook,
+                unless logging of ``katib.sdk`` at INFO is set up.
+            resume_policy: Katib's ``resumePolicy``: ``Never`` (default), ``LongRunning`` or
+                ``FromVolume``; the last two let a finished experiment restart with a larger
+                budget (edit_experiment_budget, or tune again with ``load_if_exists``).
 
         Returns:
             The Katib Experiment (a dict with ``status``), finished when ``wait``.
@@ -335,7 +435,9 @@ class KatibClient:
                 ``packages_to_install`` are not installed (embedded), or (remote) the
                 function's script is too long for one command-line argument (128 KiB).
             InvalidExperimentError: the resulting experiment is invalid (field errors).
-            ConflictError: the experiment exists already.
+            ConflictError: the experiment exists already (without ``load_if_exists``), or
+                (with it) exists with another search space, is run by another process, or
+                cannot restart (resumePolicy Never).
             ForbiddenError: (remote) a viewer token; nothing is stored.
             NotFoundError: (remote) the token has no role in the namespace.
             KeyboardInterrupt: interrupted while waiting. Embedded, the trials were stopped
@@ -383,16 +485,40 @@ class KatibClient:
             resources_per_trial=resources_per_trial,
             retain_trials=retain_trials,
             metrics_collector_config=metrics_collector_config,
+            resume_policy=resume_policy,
         )
         exp = self._validated(document, ns, None)
+        try:
+            existing: dict[str, Any] | None = self._backend.get_experiment(ns, name)
+        except NotFoundError:
+            existing = None
+        if existing is not None:
+            if not load_if_exists:
+                raise ConflictError(
+                    f"experiment {ns}/{name} already exists: tune(..., load_if_exists=True) "
+                    "continues it (or returns it, when it has finished); "
+                    f"delete_experiment({name!r}) removes it"
+                )
+            script_body = None
+            if self._local is not None:
+                script_body = script_text(source, call_spec, ns, name)
+            return self._load(existing, exp, script, script_body, wait, show_progress)
         if self._local is None:
-            created = self._backend.create_experiment(exp.to_wire())
+            try:
+                created = self._backend.create_experiment(exp.to_wire())
+            except ConflictError as e:
+                raise ConflictError(str(e)) from None
             logger.info("experiment %s/%s created on %s", ns, name, self._backend.location)
-            return self._wait_finished(ns, name) if wait else created
+            return self._wait_finished(ns, name, show_progress) if wait else created
         # Stored held, so that no controller (a server on this database) starts a trial
         # before its script exists.
         with live_owner() as holder:
-            record = self._storage.create_experiment(exp, source_dir=os.getcwd(), owner=holder)
+            try:
+                record = self._storage.create_experiment(
+                    exp, source_dir=os.getcwd(), owner=holder
+                )
+            except ConflictError as e:
+                raise ConflictError(str(e)) from None  # created meanwhile; no database story
             try:
                 script.parent.mkdir(parents=True, exist_ok=True)
                 script.write_text(script_text(source, call_spec, ns, name))
@@ -402,10 +528,77 @@ class KatibClient:
             self._storage.release(record.id, holder)
         record = self._storage.get_experiment_by_id(record.id)
         logger.info("experiment %s/%s created; trials run %s", ns, name, script)
-        return self._start(record, wait=wait)
+        return self._start(record, wait=wait, show_progress=show_progress)
+
+    def _load(
+        self,
+        existing: dict[str, Any],
+        exp: Experiment,
+        script: Path,
+        script_body: str | None,
+        wait: bool,
+        show_progress: bool | None,
+    ) -> dict[str, Any]:
+        """``tune(load_if_exists=True)`` of an experiment that exists: continue it.
+
+        Only the three trial counts may differ from the stored experiment; a finished one
+        that needs no more trials is returned as it is, one that does follows the budget
+        rule (restart where resumePolicy allows it).
+        """
+        ns, name = exp.namespace, exp.name
+        status = existing["status"]
+        trials_run = int(status["trials"])
+        stored = parse_experiment(
+            {k: existing[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+        )
+        changed = [
+            str(p) for p in validate_restart(stored, exp, trials_run)
+            if p.path != "spec.maxTrialCount"
+        ]
+        if changed:
+            raise ConflictError(
+                f"experiment {ns}/{name} exists with a different spec ({'; '.join(changed)}); "
+                "load_if_exists continues it only with the same search space and settings: "
+                "use another name, or delete_experiment() it first"
+            )
+        finished = status["condition"] in FINISHED
+        new_max = exp.spec.max_trial_count
+        if finished and (new_max is not None and new_max <= trials_run):
+            logger.info("experiment %s/%s had finished; loaded as it is", ns, name)
+            return existing
+        counts = TrialCounts.of(exp)
+        if finished or counts != TrialCounts.of(stored):
+            self._backend.edit_budget(ns, name, {
+                "max_trial_count": counts.max_trial_count,
+                "parallel_trial_count": counts.parallel_trial_count,
+                "max_failed_trial_count": counts.max_failed_trial_count,
+            })
+        if self._local is None:
+            return self._wait_finished(ns, name, show_progress) if wait else (
+                self._backend.get_experiment(ns, name)
+            )
+        record = self._record(name, ns)
+        if _run_here(record) or service.run_elsewhere(record):
+            raise ConflictError(
+                f"experiment {ns}/{name} is being run already ({record.owner}); "
+                "wait_for_experiment_condition() waits for it"
+            )
+        if script_body is not None:
+            try:
+                script.parent.mkdir(parents=True, exist_ok=True)
+                script.write_text(script_body)
+            except OSError as e:
+                raise KatibError(f"cannot write the trial script {script}: {e}") from e
+        logger.info("experiment %s/%s exists; continuing it", ns, name)
+        return self._start(record, wait=wait, show_progress=show_progress)
 
     def run_experiment(
-        self, name: str, namespace: str | None = None, *, wait: bool = True
+        self,
+        name: str,
+        namespace: str | None = None,
+        *,
+        wait: bool = True,
+        show_progress: bool | None = None,
     ) -> dict[str, Any]:
         """Run a stored experiment (created, interrupted or restarted) to its end.
 
@@ -418,6 +611,8 @@ class KatibClient:
             wait: Return when it has finished (default). With False, embedded it runs in a
                 background thread of this process (which then waits for it before
                 exiting); through a server it returns at once.
+            show_progress: Print a line per finished trial and the result on standard
+                error (default: when waiting, in a terminal or a notebook; see tune()).
 
         Returns:
             The Katib Experiment (a dict with ``status``).
@@ -433,11 +628,11 @@ class KatibClient:
         if self._local is None:
             experiment = self._backend.get_experiment(ns, name)
             _refuse_finished(ns, name, experiment["status"]["condition"])
-            return self._wait_finished(ns, name) if wait else experiment
+            return self._wait_finished(ns, name, show_progress) if wait else experiment
         record = self._record(name, ns)
         _refuse_finished(ns, name, record.condition.value)
         check_runnable(record.spec)
-        return self._start(record, wait=wait)
+        return self._start(record, wait=wait, show_progress=show_progress)
 
     def stop_experiment(self, name: str, namespace: str | None = None) -> None:
         """Stop a running experiment: its trials are killed and it ends as Succeeded.
@@ -513,8 +708,10 @@ class KatibClient:
             InvalidArgumentError: no count was given.
             InvalidExperimentError: the counts break the experiment's rules.
             NotFoundError: no such experiment.
-            ConflictError: a finished experiment cannot restart (resumePolicy Never, or
-                maxTrialCount not above the trials already run).
+            ConflictError: a finished experiment whose resumePolicy is Never (the message
+                says how to continue).
+            InvalidExperimentError: a finished experiment's maxTrialCount would not exceed
+                the trials already run.
             ForbiddenError: (remote) a viewer token.
         """
         counts: BudgetCounts = {}
@@ -529,11 +726,7 @@ class KatibClient:
                 "give max_trial_count, parallel_trial_count or max_failed_trial_count to change "
                 "the experiment's trial budget"
             )
-        ns = namespace or self.namespace
-        experiment = self._backend.get_experiment(ns, name)
-        if experiment["status"]["condition"] in FINISHED:
-            return self._backend.restart_experiment(ns, name, counts)
-        return self._backend.edit_budget(ns, name, counts)
+        return self._backend.edit_budget(namespace or self.namespace, name, counts)
 
     # Watching -----------------------------------------------------------------------------
 
@@ -671,13 +864,92 @@ class KatibClient:
             An :class:`OptimalTrial` with ``best_trial_name``, ``parameter_assignments``
             (``[ParameterAssignment(name, value)]``, values as text as the trial got them) and
             ``observation.metrics`` (``[Metric(name, min, max, latest)]``); ``.parameters`` is
-            the assignments as a dict.
+            the assignments as a dict of text, ``.typed_parameters`` the same values typed by
+            their parameter type (float, int; categorical ones stay text).
 
         Raises:
             NotFoundError: no such experiment.
         """
-        best = OptimalTrial.from_json(self._backend.best_trial(namespace or self.namespace, name))
+        ns = namespace or self.namespace
+        experiment = self._backend.get_experiment(ns, name)
+        best = OptimalTrial.from_json(self._backend.best_trial(ns, name), experiment)
         return best if best is not None and best.observation.metrics else None
+
+    def get_trials_dataframe(
+        self, experiment_name: str, namespace: str | None = None
+    ) -> pandas.DataFrame:
+        """The experiment's trials as a pandas DataFrame, one row per trial, oldest first
+        (as Optuna's ``study.trials_dataframe()``).
+
+        Columns: ``name``, ``state``, ``value`` (the objective after its metric strategy),
+        ``params_<name>`` (typed: float, int, or text for categorical), ``metrics_<name>``
+        (each metric after its strategy), ``datetime_start``, ``datetime_complete``
+        (timestamps, UTC), ``duration`` (a timedelta), ``reason``, ``message``, ``exit_code``.
+        ``katib get trials NAME -o csv`` writes the same columns (values as text).
+
+        Raises:
+            NotFoundError: no such experiment.
+            ImportError: pandas is not installed (``pip install pandas``: it is optional).
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "get_trials_dataframe() needs pandas, which katib does not install by "
+                "itself: pip install pandas (or pip install 'katib-local[pandas]')"
+            ) from None
+        from katib.client import trial_columns, trial_rows
+
+        ns = namespace or self.namespace
+        experiment = self._backend.get_experiment(ns, experiment_name)
+        trials = self._backend.list_trials(ns, experiment_name)
+        frame = pd.DataFrame(
+            trial_rows(experiment, trials, typed=True), columns=trial_columns(experiment, trials)
+        )
+        for column in ("datetime_start", "datetime_complete"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        frame["duration"] = pd.to_timedelta(frame["duration"], unit="s")
+        return frame
+
+    def get_pareto_front(self, name: str, namespace: str | None = None) -> list[ParetoTrial]:
+        """The Pareto front of an experiment with several objectives
+        (``objective.additionalObjectives``): the trials no other trial dominates, best first
+        on the objective metric. With one objective, the optimal trial alone (or [] while no
+        trial has succeeded).
+
+        Returns:
+            :class:`ParetoTrial` items: ``name``, ``parameter_assignments``, ``observation``
+            and ``objectives`` (each optimized metric's value after its metric strategy).
+
+        Raises:
+            NotFoundError: no such experiment.
+        """
+        best = self._backend.best_trial(namespace or self.namespace, name)
+        if "paretoFront" in best:
+            return [ParetoTrial.from_json(item) for item in best["paretoFront"]]
+        if not best.get("bestTrialName"):
+            return []
+        metrics = {m["name"]: m for m in best["observation"]["metrics"]}
+        experiment = self._backend.get_experiment(namespace or self.namespace, name)
+        objective = experiment["spec"]["objective"]
+        metric = objective["objectiveMetricName"]
+        strategy = next(
+            (s["value"] for s in objective.get("metricStrategies") or [] if s["name"] == metric),
+            "latest",
+        )
+        summary = metrics.get(metric)
+        return [
+            ParetoTrial.from_json(
+                {
+                    "trialName": best["bestTrialName"],
+                    "parameterAssignments": best["parameterAssignments"],
+                    "observation": best["observation"],
+                    "objectives": [
+                        {"name": metric, "value": None if summary is None else summary[strategy]}
+                    ],
+                }
+            )
+        ]
 
     def get_trial(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         """The Katib Trial (a camelCase dict with ``status``).
@@ -794,11 +1066,56 @@ class KatibClient:
         check_runnable(exp)
         return exp
 
-    def _wait_finished(self, namespace: str, name: str) -> dict[str, Any]:
-        """The experiment once it has finished (a server runs it), however long it takes."""
+    def _wait_finished(
+        self, namespace: str, name: str, show_progress: bool | None = None
+    ) -> dict[str, Any]:
+        """The experiment once it has finished (a server runs it), however long it takes,
+        with its trials' progress as :func:`katib.sdk._progress.wanted` says."""
+        from katib.client import metric_values, objective_of
+
+        progress: Progress | None = None
+        seen: set[str] = set()
+        counters: tuple[int, ...] = ()
         while True:
             experiment = self._backend.get_experiment(namespace, name)
-            if experiment["status"]["condition"] in FINISHED:
+            status = experiment["status"]
+            done = status["condition"] in FINISHED
+            if progress is None and wanted(show_progress):
+                objective = objective_of(experiment)
+                progress = Progress(
+                    f"{namespace}/{name}",
+                    objective.objective_metric_name or "objective",
+                    experiment["spec"].get("maxTrialCount"),
+                )
+                progress.started(0)
+            now = tuple(int(v) for k, v in status.items() if k.startswith("trial"))
+            if progress is not None and (now != counters or done):
+                counters = now
+                objective = objective_of(experiment)
+                trials = self._backend.list_trials(namespace, name)
+                finished = [t for t in trials if t["status"]["condition"] not in ("Created",
+                                                                                 "Running")]
+                best = _best_value(experiment)
+                for t in finished:
+                    if t["metadata"]["name"] in seen:
+                        continue
+                    seen.add(t["metadata"]["name"])
+                    value = metric_values(t, objective).get(objective.objective_metric_name or "")
+                    progress.trial(_json_news(t, value), len(seen), best)
+                if done:
+                    optimal = status["currentOptimalTrial"]
+                    best_news = None
+                    if optimal["bestTrialName"]:
+                        best_news = TrialNews(
+                            optimal["bestTrialName"], "Succeeded", "",
+                            {a["name"]: a["value"] for a in optimal["parameterAssignments"]},
+                            best,
+                        )
+                    progress.finished(
+                        status["condition"], status.get("message") or "", best_news,
+                        _failures(self._backend, trials),
+                    )
+            if done:
                 return experiment
             time.sleep(POLL_SECONDS)
 
@@ -857,8 +1174,13 @@ class KatibClient:
             "background controller), or `katib run` its file"
         )
 
-    def _start(self, record: ExperimentRecord, *, wait: bool) -> dict[str, Any]:
+    def _start(
+        self, record: ExperimentRecord, *, wait: bool, show_progress: bool | None = None
+    ) -> dict[str, Any]:
         """Run the experiment in this thread (``wait``) or in a new background thread.
+
+        Progress is shown as :func:`katib.sdk._progress.wanted` says; a background run shows
+        it only when asked (``show_progress=True``), as it would print into other output.
 
         The experiment is claimed here, before any thread starts, so that a second run of it
         (in this process or another) is refused at once.
@@ -876,7 +1198,13 @@ class KatibClient:
             logs_root=katib_home() / "logs",
             source=FixedExperiments([record]),
             push=LoopbackPush(),
-            observer=_LogObserver(),
+            observer=_Observer(self._local_backend, wanted(show_progress) if wait else bool(
+                show_progress
+            )),
+            interrupted_message=(
+                f"Interrupted: run_experiment({record.name!r}) (or `katib restart "
+                f"{record.name}`) resumes it"
+            ),
         )
         loop.start_experiments()
         if wait:
@@ -891,6 +1219,16 @@ class KatibClient:
                 name=f"katib-{record.namespace}-{record.name}",
             ).start()
         return service.experiment_view(self._storage, self._storage.get_experiment_by_id(record.id))
+
+
+def _best_value(experiment: Mapping[str, Any]) -> float | None:
+    """The best objective value so far, from the experiment's ``currentOptimalTrial``."""
+    from katib.client import metric_values, objective_of
+
+    optimal = experiment["status"]["currentOptimalTrial"]
+    objective = objective_of(experiment)
+    fake = {"status": {"observation": optimal["observation"]}}
+    return metric_values(fake, objective).get(objective.objective_metric_name or "")
 
 
 def _run_in_background(loop: ControllerLoop, where: str) -> None:

@@ -276,6 +276,7 @@ def build_experiment(
     resources_per_trial: Mapping[str, Any] | None,
     retain_trials: bool,
     metrics_collector_config: Mapping[str, Any] | None,
+    resume_policy: str | None = None,
 ) -> dict[str, Any]:
     """The Katib Experiment document (camelCase) whose trials run ``command``, with one
     argument per tuned parameter."""
@@ -333,6 +334,8 @@ def build_experiment(
     ):
         if value is not None:
             spec[key] = value
+    if resume_policy is not None:
+        spec["resumePolicy"] = resume_policy
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,

@@ -1,4 +1,5 @@
-"""What SDK calls return besides Katib objects: the optimal trial and observation logs.
+"""What SDK calls return besides Katib objects: the optimal trial, a Pareto front's trials and
+observation logs.
 
 They mirror the objects that Katib's SDK returns (``V1beta1OptimalTrial`` and the DB
 manager's ``MetricLog``), with snake_case attributes, so code written for Katib reads the same:
@@ -49,10 +50,13 @@ class OptimalTrial:
     best_trial_name: str
     parameter_assignments: list[ParameterAssignment]
     observation: Observation
+    #: ``{name: value}`` typed by each parameter's type: ``double`` a float, ``int`` an int,
+    #: ``discrete`` an int or a float, ``categorical`` the text (Optuna's ``best_params``).
+    typed_parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def parameters(self) -> dict[str, str]:
-        """``{name: value}`` of the parameter assignments."""
+        """``{name: value}`` of the parameter assignments, as text (Katib's)."""
         return {a.name: a.value for a in self.parameter_assignments}
 
     def to_json(self) -> dict[str, Any]:
@@ -71,12 +75,23 @@ class OptimalTrial:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> OptimalTrial | None:
-        """Read ``currentOptimalTrial`` (or ``katib best -o json``); None without a best trial."""
+    def from_json(
+        cls, data: Mapping[str, Any], experiment: Mapping[str, Any] | None = None
+    ) -> OptimalTrial | None:
+        """Read ``currentOptimalTrial`` (or ``katib best -o json``); None without a best trial.
+
+        With the ``experiment`` (its spec tells each parameter's type), ``typed_parameters``
+        is filled in too.
+        """
         name = data.get("bestTrialName")
         if not name:
             return None
         metrics = (data.get("observation") or {}).get("metrics") or []
+        typed: dict[str, Any] = {}
+        if experiment is not None:
+            from katib.client import typed_assignments
+
+            typed = typed_assignments(experiment, data.get("parameterAssignments") or [])
         return cls(
             best_trial_name=str(name),
             parameter_assignments=[
@@ -91,6 +106,52 @@ class OptimalTrial:
                     for m in metrics
                 ]
             ),
+            typed_parameters=typed,
+        )
+
+
+@dataclass(frozen=True)
+class ParetoTrial:
+    """One trial of a multi-objective experiment's Pareto front.
+
+    Attributes:
+        name: The trial's name.
+        parameter_assignments: Its parameters, as text as the trial received them.
+        observation: Its metrics (min, max, latest).
+        objectives: Each optimized metric's value after its metric strategy, the objective
+            metric first (``{"loss": 0.1, "latency": 12.0}``).
+    """
+
+    name: str
+    parameter_assignments: list[ParameterAssignment]
+    observation: Observation
+    objectives: dict[str, float | None]
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """``{name: value}`` of the parameter assignments."""
+        return {a.name: a.value for a in self.parameter_assignments}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ParetoTrial:
+        """Read one entry of ``paretoFront`` (``katib best -o json``, the REST API)."""
+        metrics = (data.get("observation") or {}).get("metrics") or []
+        return cls(
+            name=str(data["trialName"]),
+            parameter_assignments=[
+                ParameterAssignment(str(a["name"]), str(a["value"]))
+                for a in data.get("parameterAssignments") or []
+            ],
+            observation=Observation(
+                [
+                    Metric(str(m["name"]), float(m["min"]), float(m["max"]), float(m["latest"]))
+                    for m in metrics
+                ]
+            ),
+            objectives={
+                str(o["name"]): None if o.get("value") is None else float(o["value"])
+                for o in data.get("objectives") or []
+            },
         )
 
 

@@ -5,6 +5,7 @@ from katib.spec._loader import MAX_FILE_BYTES, load_experiments, parse_experimen
 from katib.spec._models import (
     API_VERSION,
     KIND,
+    AdditionalObjective,
     AlgorithmSetting,
     AlgorithmSpec,
     CollectorKind,
@@ -20,6 +21,7 @@ from katib.spec._models import (
     ResumePolicy,
     TrialParameterSpec,
     TrialTemplate,
+    WarmStart,
 )
 from katib.spec._substitution import (
     ConfigMapTemplateError,
@@ -28,13 +30,14 @@ from katib.spec._substitution import (
     primary_container,
     render_trial_spec,
 )
-from katib.spec._validation import validate_experiment, validate_restart
+from katib.spec._validation import validate_experiment, validate_restart, validate_warm_start
 
 __all__ = [
     "MAX_FILE_BYTES",
     "AlgorithmChecks",
     "API_VERSION",
     "KIND",
+    "AdditionalObjective",
     "AlgorithmSetting",
     "AlgorithmSpec",
     "CollectorKind",
@@ -53,6 +56,7 @@ __all__ = [
     "TemplateError",
     "TrialParameterSpec",
     "TrialTemplate",
+    "WarmStart",
     "load_experiments",
     "parse_experiment",
     "primary_container",
@@ -60,4 +64,5 @@ __all__ = [
     "algorithm_checks",
     "validate_experiment",
     "validate_restart",
+    "validate_warm_start",
 ]

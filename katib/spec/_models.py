@@ -116,20 +116,46 @@ class MetricStrategy(_Wire):
     value: str
 
 
+class AdditionalObjective(_Wire):
+    """One more metric to optimize, with its own direction (an extension of Katib's spec:
+    ``objective.additionalObjectives``)."""
+
+    name: str | None = None
+    type: str | None = None
+
+
 class Objective(_Wire):
     type: str | None = None
     goal: float | None = None
     objective_metric_name: str | None = None
     additional_metric_names: list[str] = Field(default_factory=list)
     metric_strategies: list[MetricStrategy] = Field(default_factory=list)
+    #: Further objectives, optimized together with the objective metric (multi-objective
+    #: tuning; the result is a Pareto front). None in every plain Katib experiment.
+    additional_objectives: list[AdditionalObjective] | None = None
 
     @field_validator("additional_metric_names", "metric_strategies", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         return [] if value is None else value
 
+    def objectives(self) -> list[tuple[str, str]]:
+        """Every optimized metric with its direction (``minimize``/``maximize``), the
+        objective metric first."""
+        out = [(self.objective_metric_name, self.type or "")] if self.objective_metric_name \
+            else []
+        for extra in self.additional_objectives or []:
+            if extra.name:
+                out.append((extra.name, extra.type or ""))
+        return out
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return bool(self.additional_objectives)
+
     def all_metric_names(self) -> list[str]:
-        names = [self.objective_metric_name] if self.objective_metric_name else []
+        names = [name for name, _ in self.objectives()]
+        names = list(dict.fromkeys(names))
         return names + [m for m in self.additional_metric_names if m not in names]
 
     def strategy_for(self, metric: str) -> str:
@@ -137,9 +163,13 @@ class Objective(_Wire):
         for strategy in self.metric_strategies:
             if strategy.name == metric:
                 return strategy.value
-        if self.type == ObjectiveType.MINIMIZE:
+        direction = self.type
+        for extra in self.additional_objectives or []:
+            if extra.name == metric and metric != self.objective_metric_name:
+                direction = extra.type
+        if direction == ObjectiveType.MINIMIZE:
             return MetricStrategyType.MIN
-        if self.type == ObjectiveType.MAXIMIZE:
+        if direction == ObjectiveType.MAXIMIZE:
             return MetricStrategyType.MAX
         return MetricStrategyType.LATEST
 
@@ -286,6 +316,19 @@ class NasConfig(_Wire):
     operations: list[Operation] = Field(default_factory=list)
 
 
+class WarmStart(_Wire):
+    """An extension of Katib's spec (``spec.warmStart``): start from the finished trials of
+    earlier experiments in the same namespace, whose search spaces are compatible. Plain
+    Katib experiments never carry it."""
+
+    experiments: list[str] = Field(default_factory=list)
+
+    @field_validator("experiments", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
 class ExperimentSpec(_Wire):
     parameters: list[ParameterSpec] = Field(default_factory=list)
     objective: Objective | None = None
@@ -298,6 +341,7 @@ class ExperimentSpec(_Wire):
     metrics_collector_spec: MetricsCollectorSpec | None = None
     nas_config: NasConfig | None = None
     resume_policy: str | None = None
+    warm_start: WarmStart | None = None
 
     @field_validator("parameters", mode="before")
     @classmethod

@@ -84,11 +84,13 @@ def validate_experiment(exp: Experiment, checks: AlgorithmChecks | None = None) 
     _check_header(exp, errors)
     _check_counts(spec, errors)
     _check_objective(spec.objective, errors)
+    _check_multi_objective(spec, errors)
     _check_resume_policy(spec.resume_policy, errors)
     parameters_valid = _check_search_space(spec, errors)
     _check_algorithms(spec, parameters_valid, checks or algorithm_checks(), errors)
     _check_trial_template(spec, errors)
     _check_metrics_collector(spec.metrics_collector_spec, errors)
+    _check_warm_start(exp, errors)
     return errors.items
 
 
@@ -127,6 +129,83 @@ def validate_restart(old: Experiment, new: Experiment, trials_run: int) -> list[
             f"must be greater than status.trials count ({trials_run} trials already run),"
             f" got {max_trials}",
         )
+    return errors.items
+
+
+# --- warm start (an extension of Katib's spec) ---------------------------------------------
+
+
+def _check_warm_start(exp: Experiment, errors: _Errors) -> None:
+    warm = exp.spec.warm_start
+    if warm is None:
+        return
+    path = "spec.warmStart.experiments"
+    if not warm.experiments:
+        errors.add(path, "must name at least one experiment to start from")
+    if exp.spec.nas_config is not None:
+        errors.add("spec.warmStart", "a neural architecture search cannot be warm-started")
+    seen: set[str] = set()
+    for i, name in enumerate(warm.experiments):
+        item = f"{path}[{i}]"
+        if not name or not _NAME_RE.match(name) or len(name) > MAX_NAME_LENGTH:
+            errors.add(item, f"{name!r} is not an experiment name")
+        elif name == exp.metadata.name:
+            errors.add(item, "an experiment cannot warm-start from itself")
+        elif name in seen:
+            errors.add(item, f"duplicate experiment {name!r}")
+        seen.add(name)
+
+
+def validate_warm_start(
+    exp: Experiment, sources: Sequence[tuple[str, Experiment | None]]
+) -> list[FieldError]:
+    """Whether ``exp`` can start from the trials of ``sources`` (name, stored experiment or
+    None when there is none of that name), in the order of ``spec.warmStart.experiments``.
+
+    A source is compatible when it has exactly the same parameters, each of the same type,
+    and collected every metric ``exp`` optimizes. Ranges and lists may differ: trials outside
+    ``exp``'s feasible space are not used.
+    """
+    errors = _Errors()
+    objective = exp.spec.objective
+    wanted = [name for name, _ in objective.objectives()] if objective else []
+    mine = {p.name: p.parameter_type for p in exp.spec.parameters if p.name}
+    for i, (name, source) in enumerate(sources):
+        item = f"spec.warmStart.experiments[{i}]"
+        if source is None:
+            errors.add(item, f"experiment {exp.namespace}/{name} not found")
+            continue
+        if source.spec.nas_config is not None or not source.spec.parameters:
+            errors.add(item, f"experiment {name} searched neural architectures, not parameters")
+            continue
+        theirs = {p.name: p.parameter_type for p in source.spec.parameters if p.name}
+        for param, kind in mine.items():
+            if param not in theirs:
+                errors.add(
+                    item,
+                    f"incompatible search space: experiment {name} has no parameter {param!r}",
+                )
+            elif theirs[param] != kind:
+                errors.add(
+                    item,
+                    f"incompatible search space: parameter {param!r} is {kind} here and"
+                    f" {theirs[param]} in experiment {name}",
+                )
+        for param in theirs:
+            if param not in mine:
+                errors.add(
+                    item,
+                    f"incompatible search space: experiment {name} has parameter {param!r},"
+                    " which this experiment does not",
+                )
+        collected = source.spec.objective.all_metric_names() if source.spec.objective else []
+        for metric in wanted:
+            if metric not in collected:
+                errors.add(
+                    item,
+                    f"experiment {name} did not collect metric {metric!r}"
+                    f" (it collected {', '.join(collected) or 'none'})",
+                )
     return errors.items
 
 
@@ -224,6 +303,7 @@ def _check_objective(objective: Objective | None, errors: _Errors) -> None:
         elif metric in seen:
             errors.add(item, f"duplicate metric name {metric!r}")
         seen.add(metric)
+    _check_additional_objectives(objective, errors)
     metrics = objective.all_metric_names()
     strategies = [s.value for s in MetricStrategyType]
     chosen: dict[str, str] = {}
@@ -245,6 +325,55 @@ def _check_objective(objective: Objective | None, errors: _Errors) -> None:
             )
         if strategy.value not in strategies:
             errors.add(f"{item}.value", f"must be {_one_of(strategies)}, got {strategy.value!r}")
+
+
+def _check_additional_objectives(objective: Objective, errors: _Errors) -> None:
+    """``objective.additionalObjectives``: an extension of Katib's spec (multi-objective)."""
+    extras = objective.additional_objectives
+    if extras is None:
+        return
+    path = "spec.objective.additionalObjectives"
+    if not extras:
+        errors.add(path, "must list at least one objective (or be left out)")
+    types = [t.value for t in ObjectiveType]
+    seen: set[str] = set()
+    for i, extra in enumerate(extras):
+        item = f"{path}[{i}]"
+        if not extra.name:
+            errors.add(f"{item}.name", "must be specified")
+        elif extra.name == objective.objective_metric_name:
+            errors.add(f"{item}.name", "should not repeat spec.objective.objectiveMetricName")
+        elif extra.name in seen:
+            errors.add(f"{item}.name", f"duplicate objective {extra.name!r}")
+        elif extra.name in objective.additional_metric_names:
+            errors.add(
+                f"{item}.name",
+                f"{extra.name!r} is also in spec.objective.additionalMetricNames; an objective"
+                " is collected anyway, list it once",
+            )
+        if extra.name:
+            seen.add(extra.name)
+        if not extra.type:
+            errors.add(f"{item}.type", f"must be specified ({_one_of(types)})")
+        elif extra.type not in types:
+            errors.add(f"{item}.type", f"must be {_one_of(types)}, got {extra.type!r}")
+    if extras and objective.goal is not None:
+        errors.add(
+            "spec.objective.goal",
+            "is not supported with spec.objective.additionalObjectives: several objectives"
+            " have no single goal",
+        )
+
+
+def _check_multi_objective(spec: ExperimentSpec, errors: _Errors) -> None:
+    if spec.objective is None or not spec.objective.is_multi_objective:
+        return
+    if spec.early_stopping is not None:
+        errors.add(
+            "spec.earlyStopping",
+            "early stopping judges one objective; it cannot be used with"
+            " spec.objective.additionalObjectives",
+        )
 
 
 # --- search space ---------------------------------------------------------------------------

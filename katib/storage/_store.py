@@ -739,6 +739,25 @@ class Storage(AccessStore, TrialTableStore):
         with self._session() as s:
             return {name: float(mean) for name, mean in s.execute(query).all()}
 
+    def metric_histories(self, experiment_id: int, metric: str) -> dict[str, list[float]]:
+        """Every finished trial's reported values of ``metric`` in order (for early
+        stopping), by trial name; trials that never reported it are absent."""
+        query = (
+            select(TrialRow.name, ObservationRow.value)
+            .join(ObservationRow, ObservationRow.trial_id == TrialRow.id)
+            .where(
+                TrialRow.experiment_id == experiment_id,
+                TrialRow.state.not_in([TrialState.CREATED.value, TrialState.RUNNING.value]),
+                ObservationRow.metric_name == metric,
+            )
+            .order_by(ObservationRow.id)
+        )
+        out: dict[str, list[float]] = {}
+        with self._session() as s:
+            for name, value in s.execute(query).all():
+                out.setdefault(name, []).append(float(value))
+        return out
+
     # Algorithm state ---------------------------------------------------------------------
 
     def save_algorithm_state(

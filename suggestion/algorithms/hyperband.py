@@ -121,6 +121,7 @@ class Hyperband(Algorithm):
     """
 
     name = "hyperband"
+    supports_warm_start = False  # its brackets run their own configurations
     settings_spec = {
         "r_l": SettingSpec(
             None,

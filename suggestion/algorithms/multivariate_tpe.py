@@ -9,7 +9,7 @@ validated there as integers >= 0:
   fails on 0.
 * ``random_state``: seed.
 
-The study bridge (distributions, history, restarts) is :class:`OptunaTPEBase`'s.
+The study bridge (distributions, history, restarts) is :class:`OptunaSearch`'s.
 """
 
 from __future__ import annotations
@@ -17,13 +17,16 @@ from __future__ import annotations
 from optuna.samplers import TPESampler
 
 from suggestion._base import SettingSpec, check_int
-from suggestion.algorithms.tpe import OptunaTPEBase, make_tpe_sampler
+from suggestion.algorithms._optuna import OptunaSearch
+from suggestion.algorithms.tpe import make_tpe_sampler
 
 
-class MultivariateTPESearch(OptunaTPEBase):
-    """``multivariate-tpe``: optuna's TPE modelling the parameters jointly."""
+class MultivariateTPESearch(OptunaSearch):
+    """``multivariate-tpe``: optuna's TPE modelling the parameters jointly (with several
+    objectives, optuna's multi-objective TPE)."""
 
     name = "multivariate-tpe"
+    multi_objective = True
     settings_spec = {
         "n_startup_trials": SettingSpec(
             "10", "finished trials sampled at random before TPE starts", check_int(0)
@@ -39,4 +42,5 @@ class MultivariateTPESearch(OptunaTPEBase):
             seed=seed,
             multivariate=True,
             constant_liar=True,
+            multi_objective=self.objective_count > 1,
         )

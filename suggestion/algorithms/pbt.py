@@ -75,6 +75,7 @@ class PopulationBasedTraining(Algorithm):
     """Katib's ``pbt``; see the module docstring for what each new trial is made from."""
 
     name = "pbt"
+    supports_warm_start = False  # its population continues its own trials
     settings_spec = {
         "suggestion_trial_dir": SettingSpec(
             None,

@@ -91,6 +91,7 @@ class RandomSearch(Algorithm):
     """Random search, reproducible with ``random_state``."""
 
     name = "random"
+    multi_objective = True  # it never looks at the objectives
     settings_spec = {
         "random_state": SettingSpec(None, "seed of the random generator", check_int(0)),
     }

@@ -77,6 +77,7 @@ class SobolSearch(Algorithm):
     """``sobol``: scrambled Sobol points, reproducible with ``random_state``."""
 
     name = "sobol"
+    multi_objective = True  # it never looks at the objectives
     settings_spec = {
         "random_state": SettingSpec(None, "seed of the scrambling", check_int(0)),
     }

@@ -1,6 +1,6 @@
 """Early stopping: rules that end running trials that are unlikely to beat the others."""
 
-from suggestion.early_stopping._base import EarlyStopping, StopDecision
+from suggestion.early_stopping._base import EarlyStopping, StopDecision, TrialHistory
 from suggestion.early_stopping._registry import (
     ENTRY_POINT_GROUP,
     early_stopping_names,
@@ -11,6 +11,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "EarlyStopping",
     "StopDecision",
+    "TrialHistory",
     "early_stopping_names",
     "get_early_stopping",
 ]

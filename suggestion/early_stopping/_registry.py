@@ -16,6 +16,9 @@ ENTRY_POINT_GROUP = "katib.earlystopping"
 
 _BUILTIN: dict[str, str] = {
     "medianstop": "suggestion.early_stopping.medianstop:MedianStop",
+    "asha": "suggestion.early_stopping.asha:AsynchronousSuccessiveHalving",
+    "percentile": "suggestion.early_stopping.percentile:PercentileStop",
+    "threshold": "suggestion.early_stopping.threshold:ThresholdStop",
 }
 
 

@@ -498,3 +498,118 @@ def test_refed_trials_count_once(algorithm_name: str, space_name: str) -> None:
     tried = set(keys(history.space, history.suggested))
     assert len(set(keys(history.space, from_twice))) == len(from_twice)
     assert not set(keys(history.space, from_twice)) & tried
+
+
+# --- (7) warm start: another experiment's trials as history ---------------------------------
+
+
+@pytest.mark.parametrize("space_name", ["mixed", "finite", "small"])
+def test_a_warm_start_history_is_taken_in(algorithm_name: str, space_name: str) -> None:
+    # Finished trials the algorithm never suggested, fed before anything else (spec.warmStart).
+    if not get_algorithm(algorithm_name).supports_warm_start:
+        pytest.skip(f"{algorithm_name} cannot be warm-started")
+    donor = Driver(build("random", space_name, seed=1), prefix="earlier")
+    donor.round(4)
+    donor.round(2, states=(FAILED, EARLY_STOPPED))
+    algorithm = build(algorithm_name, space_name)
+    algorithm.update(donor.completed, [])
+    driver = Driver(algorithm)
+    suggestions = driver.round(3) + driver.round(3)
+    assert len(suggestions) == 6
+    for assignments in suggestions:
+        assert_in_space(SPACES[space_name], assignments)
+    assert not set(keys(driver.space, suggestions)) & set(keys(driver.space, donor.suggested))
+    assert len(set(keys(driver.space, suggestions))) == len(suggestions)
+
+
+# --- (8) several objectives -------------------------------------------------------------------
+
+# Two objectives: the first minimized, the second maximized.
+DIRECTIONS = (False, True)
+
+
+@pytest.fixture(params=[n for n in algorithm_names() if get_algorithm(n).multi_objective])
+def multi_objective_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_multi_objective_algorithms_are_declared() -> None:
+    found = {n for n in algorithm_names() if get_algorithm(n).multi_objective}
+    assert {"nsga2", "nsga3", "tpe", "multivariate-tpe", "random", "grid", "sobol"} <= found
+    assert not {"cmaes", "bayesianoptimization", "hyperband", "pbt"} & found
+
+
+def build_multi(name: str, space_name: str, seed: int | None = SEED) -> Algorithm:
+    cls = get_algorithm(name)
+    space = SPACES[space_name]
+    settings = settings_for(cls, seed, space)
+    if settings is None or cls.validate_space(
+        space, settings=settings, max_trial_count=BUDGET[space_name], parallel_trial_count=3
+    ):
+        pytest.skip(f"{name} does not handle the {space_name} space")
+    return cls(
+        space,
+        maximize=DIRECTIONS[0],
+        settings=settings,
+        max_trial_count=BUDGET[space_name],
+        parallel_trial_count=3,
+        directions=DIRECTIONS,
+    )
+
+
+def two_values(space: SearchSpace, assignments: Mapping[str, str]) -> tuple[float, float]:
+    first = objective(space, assignments)
+    return first, -((first - 1.0) ** 2)  # in conflict with the first around 1
+
+
+class MultiDriver(Driver):
+    """The driver, reporting both objectives (``values``), some trials without them."""
+
+    def round(self, count: int, states: Sequence[str] = (SUCCEEDED,)) -> list[dict[str, str]]:
+        suggestions = self.suggest(count)
+        active = [TrialRecord(self.name(), s, RUNNING) for s in suggestions]
+        self.algorithm.update([], active)
+        finished: list[TrialRecord] = []
+        for i, trial in enumerate(active):
+            state = states[i % len(states)]
+            values = None if state in (FAILED, METRICS_UNAVAILABLE, KILLED) else two_values(
+                self.space, trial.assignments
+            )
+            finished.append(
+                TrialRecord(
+                    trial.name, trial.assignments, state,
+                    None if values is None else values[0], values=values,
+                )
+            )
+        self.completed.extend(finished)
+        self.algorithm.update(finished, [])
+        return suggestions
+
+
+@pytest.mark.parametrize("space_name", ["mixed", "finite", "small"])
+def test_multi_objective_suggestions_lie_in_the_space_without_repeats(
+    multi_objective_name: str, space_name: str
+) -> None:
+    driver = MultiDriver(build_multi(multi_objective_name, space_name))
+    for _ in range(5):
+        driver.round(4)
+    driver.round(2, states=(FAILED, EARLY_STOPPED))
+    assert len(driver.suggested) == 22
+    for assignments in driver.suggested:
+        assert_in_space(SPACES[space_name], assignments)
+    assert len(set(keys(driver.space, driver.suggested))) == len(driver.suggested)
+
+
+def test_multi_objective_is_reproducible_and_survives_dump_and_load(
+    multi_objective_name: str,
+) -> None:
+    first = MultiDriver(build_multi(multi_objective_name, "mixed"))
+    second = MultiDriver(build_multi(multi_objective_name, "mixed"))
+    for count in (3, 2):
+        assert first.round(count) == second.round(count)
+    first.round(1, states=(FAILED,))
+    state = round_trip(first.algorithm.dump_state())
+    restarted = build_multi(multi_objective_name, "mixed")
+    restarted.load_state(state)
+    restarted.update(first.completed, [])
+    assert restarted.suggest(2) == first.algorithm.suggest(2)

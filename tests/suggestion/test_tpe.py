@@ -104,8 +104,8 @@ def test_registered_names() -> None:
 
 
 def test_katib_defaults() -> None:
+    # gamma is unset as in Katib (which passes none to hyperopt): optuna's split applies.
     assert TPESearch.resolve_settings({}) == {
-        "gamma": "0.25",
         "prior_weight": "1.0",
         "n_EI_candidates": "24",
     }
@@ -170,6 +170,13 @@ def test_good_values_are_accepted() -> None:
 )
 def test_gamma_is_the_fraction_of_good_trials_up_to_25(n: int, good: int) -> None:
     assert GammaSplit(0.25)(n) == good
+
+
+@pytest.mark.parametrize("n", [0, 1, 9, 10, 11, 100, 249, 250, 251, 10**4])
+def test_unset_gamma_is_optunas_default_split(n: int) -> None:
+    from optuna.samplers._tpe.sampler import default_gamma
+
+    assert GammaSplit()(n) == default_gamma(n)
 
 
 # --- learning ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from katib.api.routes import (
     health,
     namespaces,
     observations,
+    root,
     tokens,
     trials,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "health",
     "namespaces",
     "observations",
+    "root",
     "tokens",
     "trials",
 ]

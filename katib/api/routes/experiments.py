@@ -1,4 +1,5 @@
-"""Experiments: create (JSON or YAML), list, get, delete, stop, restart, edit, archive, best."""
+"""Experiments: create (JSON or YAML), list, get, delete, stop, restart, edit, archive, best,
+Pareto front."""
 
 from __future__ import annotations
 
@@ -30,14 +31,14 @@ from katib.api.schemas import (
     EventList,
     ExperimentList,
     ExperimentPublic,
+    ParetoFront,
     RestartRequest,
 )
-from katib.controller import best_trial as optimal_trial_of
 from katib.controller import check_runnable
 from katib.errors import FieldError, InvalidExperimentError
 from katib.records import ExperimentCondition, ExperimentRecord
 from katib.storage import Storage
-from katib.views import best_trial_json, events_json
+from katib.views import events_json
 
 router = APIRouter(prefix="/api/v1", tags=["experiments"])
 
@@ -105,7 +106,7 @@ def create_experiment(
             "request body",
         )
     exp.metadata.namespace = namespace
-    check_runnable(exp)
+    check_runnable(exp, storage)
     record = storage.create_experiment(exp, source_dir=folder)
     _audit.record(storage, principal, namespace, "experiment.create", record.name)
     response.headers["Location"] = f"/api/v1/namespaces/{namespace}/experiments/{record.name}"
@@ -267,7 +268,7 @@ def _budget_detail(budget: BudgetUpdate) -> dict[str, Any]:
 @router.patch(
     "/namespaces/{namespace}/experiments/{name}",
     response_model=ExperimentPublic,
-    responses=problems(403, 404),
+    responses=problems(403, 404, 409),
 )
 def edit_experiment(
     namespace: Namespace,
@@ -278,7 +279,8 @@ def edit_experiment(
     controller: ControllerDep,
 ) -> Any:
     """Change the trial budget; an experiment this server runs takes it at once, one that
-    another process runs within seconds."""
+    another process runs within seconds. A finished experiment restarts with the new budget
+    when its resumePolicy allows it (409 when it is Never, saying how to continue)."""
     record = experiment_for(storage, principal, namespace, name, Role.EDITOR)
     record = ops.apply_budget(
         storage,
@@ -327,14 +329,32 @@ def unarchive_experiment(
 @router.get(
     "/namespaces/{namespace}/experiments/{name}/best",
     response_model=BestTrial,
+    # paretoFront only where there is one: a single-objective body stays Katib's shape.
+    response_model_exclude_unset=True,
     responses=problems(404),
 )
 def best_trial(
     namespace: Namespace, name: Name, storage: StorageDep, principal: PrincipalDep
 ) -> Any:
-    """The optimal trial (as `katib best NAME -o json`); `bestTrialName` is null without one."""
+    """The optimal trial (as `katib best NAME -o json`); `bestTrialName` is null without one.
+    With several objectives, `paretoFront` lists the trials no other trial dominates."""
     record = experiment_for(storage, principal, namespace, name, Role.VIEWER)
-    return best_trial_json(record, optimal_trial_of(storage, record))
+    return service.best_view(storage, record)
+
+
+@router.get(
+    "/namespaces/{namespace}/experiments/{name}/pareto",
+    response_model=ParetoFront,
+    responses=problems(404),
+)
+def pareto_front(
+    namespace: Namespace, name: Name, storage: StorageDep, principal: PrincipalDep
+) -> Any:
+    """The optimized metrics (`objectives`, with their directions) and the Pareto front: the
+    trials no other trial dominates, each with its value of every objective (with one
+    objective: the trials with the best value). What a dashboard plots."""
+    record = experiment_for(storage, principal, namespace, name, Role.VIEWER)
+    return service.pareto_view(storage, record)
 
 
 @router.get(

@@ -347,6 +347,26 @@ def test_edit_budget(client: TestClient, admin: dict[str, str], storage: Storage
     assert storage.get_experiment("default", "edit").spec.spec.parallel_trial_count == 2
 
 
+def test_edit_budget_of_a_finished_experiment_follows_the_one_rule(
+    client: TestClient, admin: dict[str, str], storage: Storage
+) -> None:
+    """As `katib edit` and `edit_experiment_budget`: restart where resumePolicy allows it,
+    else refuse (409) saying how to continue; never store counts that nothing runs."""
+    finished(storage, "never")
+    r = client.patch(f"{EXPERIMENTS}/never", json={"maxTrialCount": 9}, headers=admin)
+    assert r.status_code == 409, r.text
+    assert "resumePolicy Never" in r.json()["detail"]
+    assert "resumePolicy: LongRunning" in r.json()["detail"]
+    assert storage.get_experiment("default", "never").spec.spec.max_trial_count == 3
+    finished(storage, "long", resumePolicy="LongRunning")
+    small = client.patch(f"{EXPERIMENTS}/long", json={"maxTrialCount": 2}, headers=admin)
+    assert small.status_code == 422
+    r = client.patch(f"{EXPERIMENTS}/long", json={"maxTrialCount": 6}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"]["condition"] == "Restarting"
+    assert storage.get_experiment("default", "long").spec.spec.max_trial_count == 6
+
+
 def test_restart_rules(client: TestClient, admin: dict[str, str], storage: Storage) -> None:
     storage.create_experiment(parse_experiment(experiment_doc("running")))
     r = client.post(f"{EXPERIMENTS}/running/restart", json={"maxTrialCount": 9}, headers=admin)
@@ -409,7 +429,9 @@ def test_responses_are_the_cli_json_shapes(
             experiment_json(record, storage.count_trials(record.id), best_trial(storage, record))
         )
     )
+    # The service adds what only it knows: archived, and whether anything still drives it.
     api["status"].pop("archived")
+    assert api["status"].pop("interrupted") is False
     assert api == cli
 
 

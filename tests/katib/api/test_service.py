@@ -19,8 +19,10 @@ def test_algorithm_catalogue(client: TestClient, admin: dict[str, str]) -> None:
     assert bayes["n_initial_points"]["default"] == "10"
     assert all(s["description"] for s in bayes.values())
     assert by_name["hyperband"]["settings"]
-    [median] = body["earlyStopping"]
-    assert median["name"] == "medianstop" and median["description"]
+    early = {e["name"]: e for e in body["earlyStopping"]}
+    assert set(early) == {"medianstop", "asha", "percentile", "threshold"}
+    assert all(e["description"] for e in early.values())
+    median = early["medianstop"]
     assert {s["name"]: s["default"] for s in median["settings"]} == {
         "min_trials_required": "3",
         "start_step": "4",

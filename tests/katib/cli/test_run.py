@@ -357,7 +357,9 @@ for step in range(12):
 @pytest.mark.slow
 def test_medianstop_stops_bad_trials_early(katib: Katib) -> None:
     (katib.folder / "slow.py").write_text(SLOW_TRIAL)
-    doc = experiment_doc(parallelTrialCount=1, algorithm={"algorithmName": "grid"},
+    # Seed 3 visits x = 0.1 first: the rule then has one good trial to compare with.
+    grid = {"algorithmName": "grid", "algorithmSettings": [{"name": "random_state", "value": "3"}]}
+    doc = experiment_doc(parallelTrialCount=1, algorithm=grid,
                          container={"command": ["python3", "slow.py"]})
     del doc["spec"]["maxTrialCount"]
     doc["spec"]["parameters"][0]["feasibleSpace"] = {"min": "0.1", "max": "0.9", "step": "0.4"}

@@ -148,13 +148,14 @@ def test_tpe_finds_the_optimum_of_a_quadratic(client: KatibClient) -> None:
         algorithm_settings={"random_state": 2},
         objective_metric_name="loss",
         objective_type="minimize",
-        max_trial_count=20,
+        max_trial_count=30,
     )
     assert client.is_experiment_succeeded("quadratic")
     best = client.get_optimal_hyperparameters("quadratic")
     assert best is not None
     x, y = float(best.parameters["x"]), float(best.parameters["y"])
-    # Random search gets this close in 20 trials about half the time; TPE reliably does.
+    # Random search gets this close in 30 trials 7 times in 10; TPE did for 60 seeds of 60
+    # (in 20 trials, for about 5 seeds in 6, with either gamma; see benchmarks/RESULTS.md).
     assert abs(x - 2.0) < 1.0 and abs(y + 1.0) < 1.0
     [metric] = best.observation.metrics
     assert metric.name == "loss" and metric.min < 1.0

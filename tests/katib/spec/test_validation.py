@@ -289,9 +289,10 @@ RULES: list[tuple[str, Mutation, str, str]] = [
     # --- early stopping
     (
         "early-stopping-unknown",
-        put("spec.earlyStopping", {"algorithmName": "asha"}),
+        put("spec.earlyStopping", {"algorithmName": "hyperband"}),
         "spec.earlyStopping.algorithmName",
-        "unknown early stopping algorithm 'asha' (known: medianstop)",
+        "unknown early stopping algorithm 'hyperband' (known: asha, medianstop, percentile,"
+        " threshold)",
     ),
     (
         "early-stopping-name",
