@@ -122,6 +122,35 @@ def revoke_token(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@router.post(
+    "/tokens/{token_id}/rotate",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TokenCreated,
+    responses=problems(403, 404, 409),
+)
+def rotate_token(
+    token_id: Annotated[int, Path(ge=1, le=MAX_ID)], storage: StorageDep, principal: PrincipalDep
+) -> Any:
+    """Replace a token with a new one of the same name, namespace, role and expiry: the new
+    secret is in the answer (and only there), and the old one is revoked at once."""
+    hidden = f"token #{token_id} not found"
+    token = storage.get_token(token_id)
+    if Role.of(principal) != Role.ADMIN and token.namespace != principal.namespace:
+        raise NotFoundError(hidden)
+    _may_manage(principal, token.namespace, hidden)
+    if token.revoked:
+        raise ConflictError(f"token #{token_id} is revoked; create a new one instead")
+    new, secret = storage.create_token(
+        token.name, token.namespace, token.role, expires_at=token.expires_at
+    )
+    storage.revoke_token(token_id)
+    _audit.record(
+        storage, principal, token.namespace, "token.rotate", f"token #{token_id}",
+        name=token.name, replacedBy=f"token #{new.id}",
+    )
+    return {**token_view(new), "token": secret}
+
+
 def _last_admin(storage: Storage, token: TokenRecord) -> bool:
     others = [t for t in storage.list_tokens(ALL_NAMESPACES) if t.id != token.id]
     return not any(t.role == "admin" for t in others)

@@ -26,3 +26,27 @@ def test_admins_set_a_namespace_limit_that_others_see_but_cannot_change(
     audit = client.get("/api/v1/audit", headers=admin).json()["items"]
     assert [a["action"] for a in audit if a["action"] == "namespace.limits"] == [
         "namespace.limits"] * 2
+
+
+def test_rotating_a_token_revokes_it_and_keeps_its_name_role_and_expiry(
+    client: TestClient, storage: Storage, admin: dict[str, str]
+) -> None:
+    created = client.post(
+        "/api/v1/tokens",
+        json={"name": "ci", "namespace": "team", "role": "editor",
+              "expiresAt": "2099-01-01T00:00:00Z"},
+        headers=admin,
+    ).json()
+    old = {"Authorization": f"Bearer {created['token']}"}
+    assert client.get("/api/v1/whoami", headers=old).status_code == 200
+    rotated = client.post(f"/api/v1/tokens/{created['id']}/rotate", headers=admin)
+    assert rotated.status_code == 201
+    body = rotated.json()
+    assert (body["name"], body["namespace"], body["role"], body["expiresAt"]) == (
+        "ci", "team", "editor", created["expiresAt"])
+    assert body["token"] != created["token"]
+    assert client.get("/api/v1/whoami", headers=old).status_code == 401  # at once
+    new = {"Authorization": f"Bearer {body['token']}"}
+    assert client.get("/api/v1/whoami", headers=new).json()["name"] == "ci"
+    again = client.post(f"/api/v1/tokens/{created['id']}/rotate", headers=admin)
+    assert again.status_code == 409 and "revoked" in again.json()["detail"]
