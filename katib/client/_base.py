@@ -171,6 +171,11 @@ class Backend(ABC):
         """Tokens, never their secrets."""
 
     @abstractmethod
+    def rotate_token(self, token_id: int) -> dict[str, Any]:
+        """Replace a token by a new secret (same name, role, expiry); the old one is revoked.
+        Returns the new one with its ``token``."""
+
+    @abstractmethod
     def revoke_token(self, token_id: int) -> dict[str, Any]:
         """Revoke a token; requests with it are refused from now on. Returns it."""
 

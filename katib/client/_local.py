@@ -159,6 +159,19 @@ class LocalBackend(Backend):
     def list_tokens(self, *, include_revoked: bool = False) -> list[dict[str, Any]]:
         return [token_view(t) for t in self.storage.list_tokens(include_revoked=include_revoked)]
 
+    def rotate_token(self, token_id: int) -> dict[str, Any]:
+        try:
+            old = self.storage.get_token(token_id)
+        except NotFoundError:
+            raise NotFoundError(f"token #{token_id} not found") from None
+        if old.revoked:
+            raise ConflictError(f"token #{token_id} is revoked; create a new one instead")
+        new, secret = self.storage.create_token(
+            old.name, old.namespace, old.role, expires_at=old.expires_at
+        )
+        self.storage.revoke_token(token_id)
+        return {**token_view(new), "token": secret}
+
     def revoke_token(self, token_id: int) -> dict[str, Any]:
         try:
             return token_view(self.storage.revoke_token(token_id))

@@ -282,6 +282,10 @@ class RemoteBackend(Backend):
         body = self._json("GET", "/tokens", params=params)
         return list(body.get("items") or [])
 
+    def rotate_token(self, token_id: int) -> dict[str, Any]:
+        body: dict[str, Any] = self._json("POST", f"/tokens/{int(token_id)}/rotate")
+        return body
+
     def revoke_token(self, token_id: int) -> dict[str, Any]:
         listed = {t["id"]: t for t in self.list_tokens(include_revoked=True)}
         self._request("DELETE", f"/tokens/{int(token_id)}")
