@@ -1,0 +1,1 @@
+"""Katib Experiment custom resources run by the controller loop (``katib operator``)."""
