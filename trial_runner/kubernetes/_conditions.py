@@ -158,10 +158,9 @@ def _query(value: Any, component: str, whole: str) -> tuple[Any, bool]:
     end = -2 if every else -1
     if not component.endswith(")") and not every:
         raise ConditionSyntaxError(f"unclosed query {component!r} in {whole!r}")
-    body = component[2:end].strip()
+    test = _parse_query(component[2:end].strip(), whole)
     if not isinstance(value, list):
         return MISSING, every
-    test = _parse_query(body, whole)
     matches = [item for item in value if test(item)]
     if every:
         return matches, True

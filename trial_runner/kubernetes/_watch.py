@@ -11,6 +11,7 @@ noticed. Other failures are retried with a growing delay (capped at 30 s).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -83,9 +84,13 @@ class ResourceWatcher:
     def stop(self) -> None:
         self._stop.set()
         for response in list(self._responses):
+            # Closing a response that another thread reads blocks until the read ends; shutting
+            # its socket down ends the read at once.
+            sock = getattr(getattr(response, "connection", None), "sock", None)
             try:
-                response.close()
-            except Exception:  # noqa: BLE001, S110 - closing to wake the thread up
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
                 pass
 
     @property
