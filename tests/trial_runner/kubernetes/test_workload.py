@@ -126,8 +126,9 @@ def test_file_collector_shares_the_folder() -> None:
     obj = prepare_workload(launch_of(JOB, collector), sidecar=SidecarSettings())
     c = containers(obj)
     assert "tee" not in c["training"]["command"][2]
-    assert {"name": "katib-metrics-source", "mountPath": "/katib"} in c["training"]["volumeMounts"]
-    assert {"name": "katib-metrics-source", "mountPath": "/katib"} in c[SIDECAR_NAME]["volumeMounts"]
+    shared = {"name": "katib-metrics-source", "mountPath": "/katib"}
+    assert shared in c["training"]["volumeMounts"]
+    assert shared in c[SIDECAR_NAME]["volumeMounts"]
     args = c[SIDECAR_NAME]["args"]
     assert "--path=/katib/mnist.log" in args and "--format=JSON" in args
 
@@ -170,8 +171,9 @@ def test_custom_collector_is_the_experiments_container() -> None:
     assert SIDECAR_NAME not in c
     assert c["my-collector"]["image"] == "me/collector"
     assert env_of(c["my-collector"])["KATIB_TRIAL_NAME"] == "exp-abc"
-    assert {"name": "katib-metrics-source", "mountPath": "/katib"} in c["my-collector"]["volumeMounts"]
-    assert c["training"]["command"][:2] == ["python3", "train.py"][:2]  # not wrapped
+    shared = {"name": "katib-metrics-source", "mountPath": "/katib"}
+    assert shared in c["my-collector"]["volumeMounts"]
+    assert c["training"]["command"] == ["python3", "train.py"]  # not wrapped
 
 
 @pytest.mark.parametrize("kind", ["Push", "None"])
