@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from katib.controller import ControllerLoop, ExperimentRun, Interrupted, RunObserver
 from katib.operator._lease import LeaderElector
@@ -124,13 +128,15 @@ class Operator:
         push = self.push = OperatorPush(
             key, host=settings.push_host, port=settings.push_port, url=settings.push_url
         )
-        push.listen()
-        log.info("push endpoint on %s:%d (trials use %s)", settings.push_host, push.port,
-                 push.url)
         try:
-            if not self.elector.acquire(self._stop):
-                return
+            with _stop_on_signals(self._stop):
+                if not self.elector.acquire(self._stop):
+                    return
             self.elector.keep(on_lost=_lost)
+            # Only the leader listens: a Service sends trials' pushes to whoever is ready.
+            push.listen()
+            log.info("push endpoint on %s:%d (trials use %s)", settings.push_host, push.port,
+                     push.url)
             self._lead(push, handle_signals=handle_signals)
         finally:
             push.close()
@@ -170,6 +176,24 @@ class Operator:
             cache.stop()
             launcher.close()
             status.stop(flush=True)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While waiting for the Lease, SIGTERM or Ctrl-C just stop waiting (a clean exit)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _lost() -> None:

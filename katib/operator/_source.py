@@ -220,12 +220,13 @@ class CustomResourceExperiments(ExperimentSource):
             e for e in validate_restart(record.spec, exp, 0) if e.path != "spec.maxTrialCount"
         ]
         if problems:
+            # Katib's webhook would refuse the whole edit; here the resource has it already,
+            # so the counts still apply and the rest is ignored, with an Event saying so.
             message = "; ".join(str(p) for p in problems)
             emit_event(self.api, obj, "Warning", "SpecChangeRefused",
-                       f"the change is ignored: {message}")
-            log.warning("experiment %s/%s: edit refused: %s", record.namespace, record.name,
+                       f"only the trial counts may change; ignored: {message}")
+            log.warning("experiment %s/%s: edit ignored: %s", record.namespace, record.name,
                         message)
-            return
         new, old = exp.spec, record.spec.spec
         counts = {
             "max_trial_count": new.max_trial_count,
