@@ -14,7 +14,7 @@ import pytest
 
 from tests.cluster.control_plane import ControlPlane
 from trial_runner import TrialEnded, TrialEvent
-from trial_runner.kubernetes import KubeApi
+from trial_runner.kubernetes import KubeApi, KubernetesLauncher, SidecarSettings
 
 
 @pytest.fixture
@@ -22,6 +22,14 @@ def kube_api(kube_cluster: ControlPlane) -> Iterator[KubeApi]:
     api = KubeApi.connect(str(kube_cluster.kubeconfig))
     yield api
     api.close()
+
+
+@pytest.fixture
+def launcher(kube_api: KubeApi) -> Iterator[KubernetesLauncher]:
+    # The process node runs `python` from the test interpreter's folder: this checkout.
+    made = KubernetesLauncher(kube_api, sidecar=SidecarSettings(image="katib-local:test"))
+    yield made
+    made.close()
 
 
 class Events:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,14 +61,6 @@ def trial(namespace: str, name: str, manifest: dict[str, Any], **kw: Any) -> Tri
         success_condition=kw.pop("success", JOB_SUCCESS),
         failure_condition=kw.pop("failure", JOB_FAILURE), **kw,
     )
-
-
-@pytest.fixture
-def launcher(kube_api: KubeApi) -> Iterator[KubernetesLauncher]:
-    # The process node runs `python` from the test interpreter's folder: this checkout.
-    made = KubernetesLauncher(kube_api, sidecar=SidecarSettings(image="katib-local:test"))
-    yield made
-    made.close()
 
 
 def pods_of(cluster: ControlPlane, namespace: str, trial_name: str) -> list[str]:
