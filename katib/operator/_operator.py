@@ -14,6 +14,7 @@ at once (exit status 1), so that two replicas never act together.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -161,6 +162,7 @@ class Operator:
             interrupted_message=INTERRUPTED_MESSAGE,
             scan_interval=1.0,
         )
+        _stats_on_sigusr1(self.api, push)
         status.start()
         cache.start()
         where = settings.namespace or "every namespace"
@@ -194,6 +196,19 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _stats_on_sigusr1(api: KubeApi, push: OperatorPush) -> None:
+    """``kill -USR1``: log the API requests made so far (by method and resource) and the
+    metric values pushed, as one JSON line (benchmarks/k8s_throughput.py reads it)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stats = {"requests": api.counter.snapshot(), "pushed": push.accepted}
+        log.info("stats %s", json.dumps(stats, sort_keys=True))
+
+    signal.signal(signal.SIGUSR1, handler)
 
 
 def _lost() -> None:
