@@ -149,6 +149,7 @@ class CustomResourceExperiments(ExperimentSource):
         self._removing: dict[int, Key] = {}  # stopped runs to delete once they ended
         self._started = False
         self._next_resync = 0.0
+        self._rescan = True  # look for experiments to drive at the next scan
 
     def take(self, loop: ControllerLoop) -> list[ExperimentRecord]:
         if not self.cache.synced():
@@ -167,8 +168,12 @@ class CustomResourceExperiments(ExperimentSource):
         self._remove_stopped(loop)
         if time.monotonic() >= self._next_resync:
             self._next_resync = time.monotonic() + RESYNC_SECONDS
+            self._rescan = True
             for key, experiment_id in self._ids.items():
                 self.status.mark(*key, experiment_id)
+        if not self._rescan:
+            return []  # the database is read when something changed, not every second
+        self._rescan = False
         return self._to_drive(loop)
 
     def mark(self, record: ExperimentRecord) -> None:
@@ -209,6 +214,7 @@ class CustomResourceExperiments(ExperimentSource):
             self._edited(loop, obj, record, exp)
         self._seen[key] = handled
         self._ids[key] = record.id
+        self._rescan = True
         self.status.mark(*key, record.id)
 
     def _edited(
@@ -321,6 +327,7 @@ class CustomResourceExperiments(ExperimentSource):
                 continue
             delete_experiment(self.storage, record)
             self.cache_changed(key)
+            self._rescan = True
 
     def cache_changed(self, key: Key) -> None:
         """Look at a resource again at the next scan (a new one may have taken the name)."""

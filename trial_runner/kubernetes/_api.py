@@ -153,6 +153,8 @@ class KubeApi:
 
     @property
     def dynamic(self) -> Any:
+        if self._dynamic is not None:
+            return self._dynamic
         with self._lock:
             if self._dynamic is None:
                 from kubernetes.dynamic import DynamicClient
@@ -180,7 +182,7 @@ class KubeApi:
         found = self._resources.get(key)
         if found is not None:
             return found
-        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError  # only when discovering
 
         dynamic = self.dynamic
         try:
@@ -371,9 +373,7 @@ class KubeApi:
         if response_box is not None:
             response_box.append(response)
         try:
-            from kubernetes.watch.watch import iter_resp_lines
-
-            for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
+            for line in _iter_lines(response):
                 if stop is not None and stop.is_set():
                     return
                 if not line:
@@ -398,6 +398,12 @@ class KubeApi:
                 response.release_conn()
             except Exception:  # noqa: BLE001, S110 - closing a dead stream
                 pass
+
+
+def _iter_lines(response: Any) -> Iterator[str]:
+    from kubernetes.watch.watch import iter_resp_lines
+
+    return iter_resp_lines(response)  # type: ignore[no-any-return,no-untyped-call]
 
 
 def _translate(error: Exception) -> KubeApiError:

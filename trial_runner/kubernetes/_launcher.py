@@ -135,6 +135,7 @@ class KubernetesLauncher(Launcher):
         self._trials: dict[str, _Trial] = {}
         self._watchers: dict[tuple[str, str, str], ResourceWatcher] = {}
         self._secrets: dict[tuple[str, str], str] = {}  # (namespace, name) → token written
+        self._secret_locks: dict[tuple[str, str], threading.Lock] = {}
         self._closed = False
 
     # The launcher interface ------------------------------------------------------------------
@@ -325,6 +326,17 @@ class KubernetesLauncher(Launcher):
         with self._lock:
             if self._secrets.get(key) == token:
                 return name
+            lock = self._secret_locks.setdefault(key, threading.Lock())
+        with lock:  # the first trials of an experiment start together: one writes it
+            with self._lock:
+                if self._secrets.get(key) == token:
+                    return name
+            self._write_secret(launch, name, token)
+            with self._lock:
+                self._secrets[key] = token
+        return name
+
+    def _write_secret(self, launch: TrialLaunch, name: str, token: str) -> None:
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -344,9 +356,6 @@ class KubernetesLauncher(Launcher):
             if e.status != 409:
                 raise
             self.api.patch("v1", "Secret", launch.namespace, name, {"stringData": {"token": token}})
-        with self._lock:
-            self._secrets[key] = token
-        return name
 
     # Watching --------------------------------------------------------------------------------
 
