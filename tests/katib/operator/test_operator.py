@@ -55,6 +55,7 @@ def katib_sdk_python() -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.timeout(1500)  # the first run installs Kubeflow's Katib SDK in its own venv
 def test_katibs_published_example_with_kubectl_and_katibs_own_sdk(
     operators: Operators, kube_namespace: str, tmp_path: Path
 ) -> None:
