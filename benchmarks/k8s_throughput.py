@@ -146,8 +146,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         manifest.write_text(yaml.safe_dump(experiment(args.trials, args.parallel)))
         spy = None
         if args.profile:
-            spy = subprocess.Popen([args.py_spy, "record", "--gil", "--format", "raw", "--rate", "200",
-                                    "-o", str(args.profile), "-p", str(pid)],
+            spy = subprocess.Popen([args.py_spy, "record", "--gil", "--format", "raw",
+                                    "--rate", "200", "-o", str(args.profile), "-p", str(pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         storage = Storage.open(f"sqlite:///{work / 'operator.db'}")
         started = time.monotonic()
