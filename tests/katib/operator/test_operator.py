@@ -141,8 +141,10 @@ def test_sigkill_mid_run_then_restart_launches_no_trial_twice(
 
 
 def test_two_replicas_one_acts_the_other_waits_on_the_lease(
-    operators: Operators, kube_namespace: str, tmp_path: Path
+    operators: Operators, kube_namespace: str, tmp_path: Path, db_url: str
 ) -> None:
+    # Replicas share their state store: SQLite on one machine, PostgreSQL as deployed.
+    operators.db = db_url
     cluster, ns = operators.cluster, kube_namespace
     a = operators.start()
     wait_for("a leader", operators.lease_holder)
