@@ -109,10 +109,9 @@ class ExperimentCache:
             ):
                 self._changed.add(key)
 
-    def _on_relist(self, names: set[str], listed_at: float) -> None:
-        # The watcher reports names only; compare with what the list just (re)delivered.
+    def _on_relist(self, present: set[Key], listed_at: float) -> None:
+        """Experiments deleted while the watch was away (after a 410)."""
         with self._lock:
-            present = {k for k in self._objects if k[1] in names}
             for key in set(self._objects) - present:
                 obj = self._objects.pop(key)
                 self._deleted[key] = str(obj["metadata"].get("uid"))

@@ -371,7 +371,7 @@ class KubernetesLauncher(Launcher):
                 namespace,
                 label_selector=TRIAL_LABEL,
                 on_event=self._on_event,
-                on_relist=lambda names, at: self._on_relist(key, names, at),
+                on_relist=lambda present, at: self._on_relist(key, present, at),
             )
             self._watchers[key] = watcher
         watcher.start()
@@ -403,14 +403,15 @@ class KubernetesLauncher(Launcher):
             return
         self._evaluate(trial, obj)
 
-    def _on_relist(self, key: tuple[str, str, str], names: set[str], listed_at: float) -> None:
+    def _on_relist(
+        self, key: tuple[str, str, str], present: set[tuple[str, str]], listed_at: float
+    ) -> None:
         """Trials whose workload vanished while the watch was away."""
-        api_version, kind, namespace = key
         with self._lock:
             trials = [
                 t for t in self._trials.values()
                 if (t.api_version, t.kind, t.namespace) == key and t.state == "running"
-                and t.running_since < listed_at and t.name not in names
+                and t.running_since < listed_at and (t.namespace, t.name) not in present
             ]
         for trial in trials:
             self._deleted(trial)

@@ -25,9 +25,9 @@ log = logging.getLogger("katib.kubernetes")
 
 #: ``on_event(type, object)``: ADDED, MODIFIED, DELETED (listed objects come as ADDED).
 EventCallback = Callable[[str, dict[str, Any]], None]
-#: ``on_relist(names, listed_at)``: the names that exist after a (re)list started at the
-#: monotonic time ``listed_at``.
-RelistCallback = Callable[[set[str], float], None]
+#: ``on_relist(keys, listed_at)``: the ``(namespace, name)`` of the objects that exist after a
+#: (re)list started at the monotonic time ``listed_at``.
+RelistCallback = Callable[[set[tuple[str, str]], float], None]
 
 
 class ResourceWatcher:
@@ -131,8 +131,12 @@ class ResourceWatcher:
         for item in items:
             self.on_event("ADDED", item)
         if self.on_relist is not None:
-            names = {str((i.get("metadata") or {}).get("name")) for i in items}
-            self.on_relist(names, started)
+            keys = {
+                (str((i.get("metadata") or {}).get("namespace") or ""),
+                 str((i.get("metadata") or {}).get("name")))
+                for i in items
+            }
+            self.on_relist(keys, started)
         self.resource_version = version
         self._synced.set()
 

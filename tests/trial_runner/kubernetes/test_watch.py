@@ -100,7 +100,7 @@ def test_relists_after_410_and_reports_vanished_objects() -> None:
     configuration.host = f"http://127.0.0.1:{server.server_port}"
     api = KubeApi(client.ApiClient(configuration))
     events: list[str] = []
-    relists: list[set[str]] = []
+    relists: list[set[tuple[str, str]]] = []
     done = threading.Event()
 
     def on_event(kind: str, obj: dict[str, Any]) -> None:
@@ -121,7 +121,8 @@ def test_relists_after_410_and_reports_vanished_objects() -> None:
     # bookmark 35 then the stream ends, watch 35 (from the bookmark, no list) → MODIFIED.
     assert FakeApiserver.lists == 3
     assert FakeApiserver.watches[:4] == ["10", "20", "30", "35"]
-    assert relists == [{"t-1", "t-2"}, {"t-1"}, {"t-1"}]  # t-2 vanished: the caller is told
+    # t-2 vanished: the caller is told.
+    assert relists == [{("ns", "t-1"), ("ns", "t-2")}, {("ns", "t-1")}, {("ns", "t-1")}]
     assert events[:4] == ["ADDED t-1@10", "ADDED t-2@10", "ADDED t-1@20", "ADDED t-1@30"]
     assert events[-1] == "MODIFIED t-1@36"
     assert set(FakeApiserver.selectors) == {"katib.kubeflow.org/trial"}
