@@ -748,3 +748,7 @@ from katib.cli._server import server, token  # noqa: E402
 
 cli.add_command(server)
 cli.add_command(token)
+
+from katib.cli._operator import operator  # noqa: E402
+
+cli.add_command(operator)
