@@ -4,6 +4,11 @@ Inside a container (a Kubernetes trial) it runs the training command, passes its
 through unchanged, collects metrics with the configured collector, pushes them to the
 server's observation endpoint in batches, and exits with the command's exit status. Locally
 the launcher runs the same collection code in its own process instead.
+
+``python -m trial_runner --sidecar --done-file F [options]`` is the metrics-collector
+sidecar that the Kubernetes launcher puts beside a trial's training container (any image):
+it collects from the shared file, directory or endpoint until the training command's exit
+marker ``F`` appears (:mod:`trial_runner._sidecar`).
 """
 
 from __future__ import annotations
@@ -55,12 +60,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="server to push to (default: KATIB_API_URL)")
     p.add_argument("--token", default=os.environ.get("KATIB_API_TOKEN"))
     p.add_argument("--no-push", action="store_true", help="collect and print, push nothing")
+    p.add_argument("--sidecar", action="store_true",
+                   help="run beside the training container: collect until --done-file exists")
+    p.add_argument("--done-file", help="(--sidecar) the training command's exit marker")
+    p.add_argument("--only-if", action="append", default=[], metavar="ENV=VALUE",
+                   help="(--sidecar) collect only if the variable has this value (the pod's"
+                   " label, for replicas that share a template); otherwise just wait")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.sidecar:
+        return _sidecar(args)
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
@@ -113,6 +126,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = event.exit_code or 0
             return 128 - code if code < 0 else code
         assert isinstance(event, MetricsReported)
+
+
+def _sidecar(args: argparse.Namespace) -> int:
+    from trial_runner._sidecar import HttpPusher, run_sidecar
+
+    if not args.done_file:
+        print("trial_runner: --sidecar needs --done-file", file=sys.stderr)
+        return EXIT_USAGE
+    primary = all(
+        os.environ.get(key) == value
+        for key, _, value in (item.partition("=") for item in args.only_if)
+    )
+    names = [n for n in args.metric_names.split(",") if n]
+    collector = None
+    if primary:
+        try:
+            if args.collector == "StdOut":
+                # The training output, as the wrapped command tees it into the shared file.
+                if not args.path:
+                    raise ValueError("--sidecar --collector StdOut needs --path")
+                from trial_runner.metrics import FileCollector
+
+                collector = FileCollector(args.path, names, metrics_format=args.metrics_format)
+            else:
+                collector = _collector(args, names)
+        except (ValueError, ImportError) as e:
+            print(f"trial_runner: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    push = None
+    if not args.no_push and args.api_url and args.trial_name:
+        push = HttpPusher(args.api_url, args.namespace, args.trial_name, args.token)
+    elif primary and not args.no_push:
+        print("trial_runner: no KATIB_API_URL or KATIB_TRIAL_NAME: metrics are not pushed",
+              file=sys.stderr)
+    return run_sidecar(collector, done_file=args.done_file, push=push)
 
 
 def _collector(args: argparse.Namespace, names: list[str]) -> Any:

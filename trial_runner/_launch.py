@@ -104,6 +104,13 @@ class TrialLaunch:
     parallel_trial_count: int = 1
     #: 0 for the first run of the trial, then 1, 2, ... for each retry (a Job's backoffLimit).
     attempt: int = 0
+    #: Katib's ``trialTemplate`` settings for launchers that watch a workload's status (a
+    #: cluster's): when it succeeded or failed (GJSON paths over the object), which of its
+    #: pods is the primary one, and whether it is kept once the trial ended.
+    success_condition: str = ""
+    failure_condition: str = ""
+    primary_pod_labels: Mapping[str, str] = field(default_factory=dict)
+    retain: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,10 @@ class Launcher(ABC):
     #: True when the workload retries failures itself (a cluster's Job controller honours
     #: ``backoffLimit``); False when the controller should launch a failed trial again.
     retries_failures: bool = False
+    #: True when workloads outlive the controller (a cluster's): a controller that stops
+    #: leaves its running trials running, and the next one adopts them (:meth:`adopt`)
+    #: instead of killing them and running them again.
+    workloads_outlive_controller: bool = False
 
     @abstractmethod
     def launch(self, launch: TrialLaunch, sink: EventSink) -> None:
@@ -175,6 +186,27 @@ class Launcher(ABC):
     @abstractmethod
     def kill_all(self, reason: KillReason, *, wait: float = 5.0) -> None:
         """Stop every trial this launcher runs, waiting up to ``wait`` s for them to end."""
+
+    def adopt(self, launch: TrialLaunch, sink: EventSink) -> bool:
+        """Watch the workload of a trial that a controller which stopped or died left
+        running, instead of starting it again; its events then arrive as if launched here.
+
+        Returns:
+            False when there is nothing to adopt (the default): the controller cleans up
+            (:meth:`clean_up`) and runs the trial again.
+        """
+        return False
+
+    def read_config_map(self, namespace: str, name: str, key: str) -> str | None:
+        """The text under ``key`` of a ConfigMap (a ``trialTemplate.configMap`` template).
+
+        Returns:
+            None when this launcher has no cluster to read it from (the default).
+
+        Raises:
+            KatibError: the ConfigMap or the key does not exist, or cannot be read.
+        """
+        return None
 
     def clean_up(self, trial: str, pid: int | None, started_at: float | None) -> None:  # noqa: B027
         """Stop what a controller that died left running of ``trial`` (before it runs again).

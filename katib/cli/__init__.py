@@ -749,4 +749,8 @@ from katib.cli._server import server, token  # noqa: E402
 cli.add_command(server)
 cli.add_command(token)
 
+from katib.cli._operator import operator  # noqa: E402
+
+cli.add_command(operator)
+
 from katib.cli import _data  # noqa: E402, F401 - export, import, namespaces, token rotate

@@ -16,7 +16,7 @@ import socket
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,6 +32,9 @@ from katib.cli import (
 )
 from katib.cli._options import backend_options, db_option
 
+if TYPE_CHECKING:
+    from trial_runner import Launcher
+
 _NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 @click.command()
@@ -45,6 +48,34 @@ _NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 )
 @db_option
 @click.option(
+    "--launcher",
+    "launcher_name",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    show_default=True,
+    help="Where trials run: local processes, or workloads in the experiment's namespace of a"
+    " Kubernetes cluster.",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="(kubernetes) kubeconfig to use; default: KUBECONFIG or ~/.kube/config, or the"
+    " pod's ServiceAccount in a cluster.",
+)
+@click.option(
+    "--api-url",
+    default=None,
+    help="URL at which trials reach this server to push metrics (KATIB_API_URL); default: the"
+    " address it listens on. In a cluster: its Service, e.g. http://katib-server.katib-system:8080.",
+)
+@click.option(
+    "--sidecar-image",
+    default="katib-local:latest",
+    show_default=True,
+    help="(kubernetes) image of the metrics-collector sidecar (the Dockerfile of this project).",
+)
+@click.option(
     "--access-log",
     default=None,
     metavar="FILE",
@@ -52,21 +83,30 @@ _NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     "log.",
 )
 @_user_errors
-def server(host: str, port: int, db: str | None, access_log: str | None) -> None:
+def server(
+    host: str,
+    port: int,
+    db: str | None,
+    launcher_name: str,
+    kubeconfig: str | None,
+    api_url: str | None,
+    sidecar_image: str,
+    access_log: str | None,
+) -> None:
     """Serve the REST API and run experiments in the background, in every namespace.
 
     The first start prints an admin token once (or takes KATIB_ADMIN_TOKEN). SIGTERM or
-    Ctrl-C stops it cleanly: running trials are killed and run again at the next start.
-    Requests are not logged unless --access-log says where.
+    Ctrl-C stops it cleanly: running trials are killed and run again at the next start;
+    with --launcher kubernetes they keep running on the cluster and the next start follows
+    them again. Requests are not logged unless --access-log says where.
     """
     import uvicorn
 
     from katib.api import create_app, ensure_admin_token
     from katib.controller import BackgroundController
-    from katib.storage import katib_home
-    from trial_runner.local import LocalProcessLauncher
 
     _setup_logging()
+    launcher = _launcher(launcher_name, kubeconfig, sidecar_image)
     storage = _storage(db)
     created = ensure_admin_token(storage)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -88,8 +128,9 @@ def server(host: str, port: int, db: str | None, access_log: str | None) -> None
             markup=False,
             highlight=False,
         )
-    launcher = LocalProcessLauncher(katib_home())
-    controller = BackgroundController(storage, launcher, logs_root=_logs_root(), api_url=url)
+    controller = BackgroundController(
+        storage, launcher, logs_root=_logs_root(), api_url=api_url or url
+    )
     app = create_app(storage, controller=controller)
     config = uvicorn.Config(
         app,
@@ -108,7 +149,25 @@ def server(host: str, port: int, db: str | None, access_log: str | None) -> None
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         signal.signal(signal.SIGTERM, previous)
+        close = getattr(launcher, "close", None)
+        if close is not None:
+            close()
     _err.print("katib server stopped", markup=False)
+
+
+def _launcher(name: str, kubeconfig: str | None, sidecar_image: str) -> Launcher:
+    if name == "local":
+        from katib.storage import katib_home
+        from trial_runner.local import LocalProcessLauncher
+
+        return LocalProcessLauncher(katib_home())
+    try:
+        from trial_runner.kubernetes import KubeApi, KubernetesLauncher, SidecarSettings
+    except ImportError as e:
+        _fail(f"--launcher kubernetes needs the kubernetes client: pip install"
+              f" 'katib-local[k8s]' ({e})", EXIT_USAGE)
+    api = KubeApi.connect(kubeconfig)
+    return KubernetesLauncher(api, sidecar=SidecarSettings(image=sidecar_image))
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:

@@ -563,10 +563,13 @@ class ControllerLoop:
             else None
         )
         try:
-            if runs:
+            # Workloads that outlive the controller keep running; the next one adopts them.
+            keep = self.launcher.workloads_outlive_controller
+            if runs and not keep:
                 log.info("stopping: killing the trials of %d experiment(s)", len(runs))
-            self.launcher.kill_all(KillReason.INTERRUPTED, wait=5.0)
-            deadline = time.monotonic() + DRAIN_SECONDS
+            if not keep:
+                self.launcher.kill_all(KillReason.INTERRUPTED, wait=5.0)
+            deadline = time.monotonic() + (0.0 if keep else DRAIN_SECONDS)
             while time.monotonic() < deadline and any(
                 t.state == TrialState.RUNNING for run in runs for t in run.trials.values()
             ):

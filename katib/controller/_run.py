@@ -56,7 +56,7 @@ from katib.records import (
     TrialResult,
     TrialState,
 )
-from katib.spec import render_trial_spec
+from katib.spec import inline_config_map, render_trial_spec
 from katib.storage import ObservationPoint, Storage
 from suggestion import Algorithm, SearchSpace, get_algorithm
 from suggestion import TrialRecord as AlgorithmTrial
@@ -170,9 +170,15 @@ class ExperimentRun:
                 f"experiment {record.namespace}/{record.name} is being run by another process"
             )
         self._claimed = True
+        self._inline_config_map()
         finished: list[TrialRecord] = []
         orphans: list[str] = []
         for trial in self.storage.list_trials(record.id):
+            if trial.state == TrialState.RUNNING and self._adopt(trial):
+                # Its workload outlived the controller that started it: watch it again.
+                self.trials[trial.name] = trial
+                self.counts[trial.state] += 1
+                continue
             if trial.state == TrialState.RUNNING or (
                 trial.state == TrialState.KILLED and trial.reason == REASON_INTERRUPTED
             ):
@@ -266,6 +272,40 @@ class ExperimentRun:
                 type="Warning",
             )
         return algorithm
+
+    def _inline_config_map(self) -> None:
+        """Read a ``trialTemplate.configMap`` template through the launcher, when it can
+        (a cluster's); otherwise trials fail to render with a message that says why."""
+        template = self.spec.spec.trial_template
+        if template is None or template.trial_spec is not None or template.config_map is None:
+            return
+        cm = template.config_map
+        text = self.launcher.read_config_map(
+            cm.config_map_namespace or self.record.namespace,
+            cm.config_map_name or "",
+            cm.template_path or "",
+        )
+        if text is not None:
+            self.spec = inline_config_map(self.spec, text)
+
+    def _adopt(self, trial: TrialRecord) -> bool:
+        """Have the launcher watch a Running trial's workload again (False: it cannot)."""
+        if not self.launcher.workloads_outlive_controller:
+            return False
+        try:
+            launch = self.trial_launch(trial)
+        except KatibError:
+            return False
+        accumulator = self._accumulator()
+        for point in self.storage.get_observations(trial.id):
+            accumulator.add(point.metric_name, point.value)
+        self.accumulators[trial.name] = accumulator
+        self._retries[trial.name] = (0, 0)
+        if self.launcher.adopt(launch, self.sink):
+            return True
+        self.accumulators.pop(trial.name, None)
+        self._retries.pop(trial.name, None)
+        return False
 
     def _build_algorithm(self) -> Algorithm:
         spec = self.spec.spec
@@ -448,6 +488,10 @@ class ExperimentRun:
             source_dir=self.record.source_dir or ".",
             parallel_trial_count=spec.parallel_trial_count or 1,
             attempt=attempt,
+            success_condition=template.success_condition or "",
+            failure_condition=template.failure_condition or "",
+            primary_pod_labels=dict(template.primary_pod_labels or {}),
+            retain=template.retain,
         )
 
     def _accumulator(self) -> MetricAccumulator:
@@ -680,9 +724,12 @@ class ExperimentRun:
         """Leave the experiment resumable after the trials were killed by an interruption.
 
         Trials whose end never arrived are recorded as interrupted; they run again on resume.
+        Where workloads outlive the controller, running trials stay Running instead, for the
+        next controller to adopt.
         """
+        keep = self.launcher.workloads_outlive_controller
         for trial in list(self.trials.values()):
-            if trial.state == TrialState.RUNNING:
+            if trial.state == TrialState.RUNNING and not keep:
                 self._finish(
                     trial,
                     Outcome(

@@ -1,6 +1,7 @@
 """Katib v1beta1 Experiment: models, loading, defaults, validation and trial rendering."""
 
 from katib.spec._checks import AlgorithmChecks, algorithm_checks
+from katib.spec._config_map import inline_config_map
 from katib.spec._loader import MAX_FILE_BYTES, load_experiments, parse_experiment
 from katib.spec._models import (
     API_VERSION,
@@ -57,6 +58,7 @@ __all__ = [
     "TrialParameterSpec",
     "TrialTemplate",
     "WarmStart",
+    "inline_config_map",
     "load_experiments",
     "parse_experiment",
     "primary_container",

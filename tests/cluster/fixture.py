@@ -4,6 +4,7 @@
 process node, started once per session from the binaries that ``build.sh`` made. Without
 them a test is skipped with the reason, or fails when ``CI`` is 1/true/yes.
 ``kube_namespace`` (function): a fresh namespace, deleted after the test.
+``katib_installed`` (session): ``crds/`` applied with kubectl (CRDs, RBAC, katib-system).
 
 Register for the whole suite with ``pytest_plugins = ["tests.cluster.fixture"]`` in
 ``tests/conftest.py``; ``tests/cluster/conftest.py`` registers it for this folder otherwise.
@@ -65,6 +66,19 @@ def kube_cluster(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
             print(f"\ntest control plane folder kept: {workdir} (logs in {workdir / 'logs'})")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def katib_installed(kube_cluster: ControlPlane) -> ControlPlane:
+    """``kubectl apply -k crds/`` (CRDs, namespace katib-system, ServiceAccounts, RBAC), as a
+    cluster admin installs katib-local; the CRDs established."""
+    crds = Path(__file__).resolve().parents[2] / "crds"
+    kube_cluster.kubectl("apply", "-k", str(crds))
+    kube_cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/experiments.kubeflow.org", "crd/trials.kubeflow.org", "crd/suggestions.kubeflow.org",
+    )
+    return kube_cluster
 
 
 @pytest.fixture
