@@ -406,6 +406,7 @@ def _run_experiments(
     from katib.service import best_view
     from katib.storage import katib_home
     from trial_runner.local import LocalProcessLauncher
+    from trial_runner.pipelines import with_pipeline_runs
 
     if records is None:
         records = [admit(storage, exp, source_dir=source_dir) for exp in experiments]
@@ -413,7 +414,7 @@ def _run_experiments(
     progress = LiveProgress(console)
     loop = ControllerLoop(
         storage,
-        LocalProcessLauncher(katib_home()),
+        with_pipeline_runs(LocalProcessLauncher(katib_home())),
         logs_root=_logs_root(),
         source=FixedExperiments(records),
         push=LoopbackPush(),

@@ -159,15 +159,19 @@ def _launcher(name: str, kubeconfig: str | None, sidecar_image: str) -> Launcher
     if name == "local":
         from katib.storage import katib_home
         from trial_runner.local import LocalProcessLauncher
+        from trial_runner.pipelines import with_pipeline_runs
 
-        return LocalProcessLauncher(katib_home())
+        return with_pipeline_runs(LocalProcessLauncher(katib_home()))
     try:
         from trial_runner.kubernetes import KubeApi, KubernetesLauncher, SidecarSettings
     except ImportError as e:
         _fail(f"--launcher kubernetes needs the kubernetes client: pip install"
               f" 'katib-local[k8s]' ({e})", EXIT_USAGE)
+    from trial_runner.pipelines import with_pipeline_runs
+
     api = KubeApi.connect(kubeconfig)
-    return KubernetesLauncher(api, sidecar=SidecarSettings(image=sidecar_image))
+    cluster = KubernetesLauncher(api, sidecar=SidecarSettings(image=sidecar_image))
+    return with_pipeline_runs(cluster)
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:

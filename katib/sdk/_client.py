@@ -71,6 +71,7 @@ from katib.sdk._types import LoggedMetric, MetricLog, OptimalTrial, ParetoTrial
 from katib.spec import Experiment, load_experiments, parse_experiment, validate_restart
 from katib.storage import Storage, default_url, katib_home, normalize_url
 from trial_runner.local import LocalProcessLauncher
+from trial_runner.pipelines import with_pipeline_runs
 
 if TYPE_CHECKING:
     import pandas
@@ -1194,7 +1195,7 @@ class KatibClient:
             )
         loop = ControllerLoop(
             self._storage,
-            LocalProcessLauncher(katib_home()),
+            with_pipeline_runs(LocalProcessLauncher(katib_home())),
             logs_root=katib_home() / "logs",
             source=FixedExperiments([record]),
             push=LoopbackPush(),

@@ -13,7 +13,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from trial_runner._launch import EventSink, KillReason, Launcher, TrialEnded, TrialEvent, TrialLaunch
+from trial_runner._launch import (
+    EventSink,
+    KillReason,
+    Launcher,
+    TrialEnded,
+    TrialEvent,
+    TrialLaunch,
+)
 
 __all__ = ["KindDispatcher", "Route"]
 

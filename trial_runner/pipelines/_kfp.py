@@ -187,7 +187,8 @@ class KfpLauncher(Launcher):
     Args:
         host: The KFP API server used when a template names none (default: ``KFP_HOST``).
         token: Bearer token for the API (default: ``KFP_TOKEN``).
-        poll_interval: Seconds between two reads of a running run.
+        poll_interval: Seconds between two reads of a running run (default:
+            ``KATIB_KFP_POLL_SECONDS``, else 5).
         api_factory: Makes the client for a host (tests inject their own).
     """
 
@@ -196,14 +197,17 @@ class KfpLauncher(Launcher):
         host: str | None = None,
         *,
         token: str | None = None,
-        poll_interval: float = 5.0,
+        poll_interval: float | None = None,
         api_factory: Callable[[str, str | None], KfpApi] | None = None,
     ) -> None:
         import os
 
         self.host = host or os.environ.get("KFP_HOST") or None
         self.token = token or os.environ.get("KFP_TOKEN") or None
-        self.poll_interval = poll_interval
+        self.poll_interval = (
+            poll_interval if poll_interval is not None
+            else float(os.environ.get("KATIB_KFP_POLL_SECONDS") or 5.0)
+        )
         self._api_factory = api_factory or (lambda h, t: KfpApi(h, token=t))
         self._apis: dict[str, KfpApi] = {}
         self._lock = threading.Lock()
@@ -403,7 +407,10 @@ class KfpLauncher(Launcher):
         else:
             ref = body["pipeline_version_reference"]
             try:
-                version = api.pipeline_version(ref["pipeline_id"], ref["pipeline_version_id"])
+                version = _retrying(
+                    lambda: api.pipeline_version(ref["pipeline_id"], ref["pipeline_version_id"]),
+                    lambda: False,
+                )
                 pipeline_spec = version.get("pipeline_spec") or {}
             except KfpApiError as e:
                 if not e.temporary:

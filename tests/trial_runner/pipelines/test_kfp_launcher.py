@@ -1,0 +1,289 @@
+"""The KFP launcher against a loopback KFP API server (kfp_server.py, after KFP's v2beta1
+OpenAPI): runs created from a pipeline version or an uploaded package, parameters typed as
+the pipeline declares them, metrics from metric artifacts, and every way a run ends."""
+
+from __future__ import annotations
+
+import queue
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from katib.spec import MetricsCollectorSpec
+from tests.trial_runner.pipelines.kfp_server import FakeKfp, Script, pipeline_spec
+from trial_runner import (
+    CollectionPlan,
+    Ending,
+    KillReason,
+    TrialEnded,
+    TrialEvent,
+    TrialLaunch,
+    TrialStarted,
+)
+from trial_runner.local import LocalProcessLauncher
+from trial_runner.pipelines import (
+    KfpLauncher,
+    KfpRunTemplate,
+    KfpTemplateError,
+    KindDispatcher,
+    is_kfp_run,
+    with_pipeline_runs,
+)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.events: queue.Queue[TrialEvent] = queue.Queue()
+        self.seen: list[TrialEvent] = []
+
+    def __call__(self, event: TrialEvent) -> None:
+        self.events.put(event)
+
+    def until_end(self, timeout: float = 20) -> TrialEnded:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(event)
+            if isinstance(event, TrialEnded):
+                return event
+        pytest.fail(f"no TrialEnded within {timeout}s: {self.seen}")
+
+    def wait_started(self, timeout: float = 10) -> TrialStarted:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(event)
+            if isinstance(event, TrialStarted):
+                return event
+            if isinstance(event, TrialEnded):
+                pytest.fail(f"ended before it started: {event}")
+        pytest.fail(f"not started within {timeout}s")
+
+
+def run_manifest(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "pipelines.kubeflow.org/v2beta1", "kind": "Run", "spec": spec}
+
+
+def launch_of(manifest: dict[str, Any], *, trial: str = "exp-abc", collector: str | None = None,
+              source_dir: str = ".", push_env: dict[str, str] | None = None) -> TrialLaunch:
+    spec = None if collector is None else MetricsCollectorSpec.model_validate(
+        {"collector": {"kind": collector}}
+    )
+    return TrialLaunch(
+        namespace="team", experiment="exp", trial=trial, manifest=manifest,
+        primary_container="pipeline", assignments={"lr": "0.01"},
+        push_env=push_env or {}, collection=CollectionPlan(("accuracy", "loss"), spec),
+        source_dir=source_dir,
+    )
+
+
+@pytest.fixture
+def launcher(fake_kfp: FakeKfp) -> KfpLauncher:
+    made = KfpLauncher(fake_kfp.url, poll_interval=0.02)
+    yield made
+    made.close()
+
+
+def by_version(fake: FakeKfp, **params: Any) -> dict[str, Any]:
+    pipeline_id, version_id = fake.add_pipeline(
+        "tune-me", pipeline_spec(lr="NUMBER_DOUBLE", epochs="NUMBER_INTEGER", opt="STRING",
+                                 shuffle="BOOLEAN"))
+    return run_manifest({"run": {
+        "pipeline_version_reference": {"pipeline_id": pipeline_id,
+                                       "pipeline_version_id": version_id},
+        "runtime_config": {"parameters": params},
+    }})
+
+
+def test_a_run_from_a_pipeline_version_succeeds_with_its_metric_artifacts(
+    fake_kfp: FakeKfp, launcher: KfpLauncher
+) -> None:
+    fake_kfp.behave = lambda p: Script(metrics={"accuracy": 0.93, "loss": 0.2, "other": 1.0})
+    sink = Sink()
+    manifest = by_version(fake_kfp, lr="0.01", epochs="3", opt="adam", shuffle="true")
+    launcher.launch(launch_of(manifest), sink)
+    ended = sink.until_end()
+    assert ended.ending == Ending.COMPLETED, ended
+    assert sorted((o.name, o.value) for o in ended.observations) == [
+        ("accuracy", 0.93), ("loss", 0.2)
+    ]
+    assert any(isinstance(e, TrialStarted) for e in sink.seen)
+    (body,) = fake_kfp.run_bodies()
+    assert body["display_name"] == "exp-abc"
+    # Katib substitutes text; the pipeline declares types, and KFP checks them.
+    assert body["runtime_config"]["parameters"] == {
+        "lr": 0.01, "epochs": 3, "opt": "adam", "shuffle": True
+    }
+
+
+def test_metrics_from_a_system_metrics_artifact_metadata(
+    fake_kfp: FakeKfp, launcher: KfpLauncher
+) -> None:
+    fake_kfp.behave = lambda p: Script(metrics={"accuracy": 0.5}, artifact_style="metadata")
+    sink = Sink()
+    launcher.launch(launch_of(by_version(fake_kfp, lr="0.1")), sink)
+    ended = sink.until_end()
+    assert [(o.name, o.value) for o in ended.observations] == [("accuracy", 0.5)]
+
+
+def test_a_compiled_package_is_uploaded_once_and_run_by_every_trial(
+    fake_kfp: FakeKfp, launcher: KfpLauncher, tmp_path: Path
+) -> None:
+    (tmp_path / "pipeline.yaml").write_text(
+        yaml.safe_dump(pipeline_spec(lr="NUMBER_DOUBLE", katib_trial_name="STRING",
+                                     katib_api_url="STRING", katib_api_token="STRING"))
+        + "---\nplatforms: {}\n"
+    )
+    fake_kfp.behave = lambda p: Script(metrics={"accuracy": 1 - p["lr"]})
+    manifest = run_manifest({"pipelinePackage": "pipeline.yaml",
+                             "run": {"runtime_config": {"parameters": {"lr": "0.25"}}}})
+    sinks = [Sink() for _ in range(3)]
+    for i, sink in enumerate(sinks):
+        launcher.launch(
+            launch_of(manifest, trial=f"exp-{i}", source_dir=str(tmp_path),
+                      push_env={"KATIB_API_URL": "http://katib:8080", "KATIB_API_TOKEN": "t"}),
+            sink,
+        )
+    for sink in sinks:
+        ended = sink.until_end()
+        assert ended.ending == Ending.COMPLETED
+        assert [(o.name, o.value) for o in ended.observations] == [("accuracy", 0.75)]
+    assert fake_kfp.uploads == 1
+    bodies = fake_kfp.run_bodies()
+    assert len({b["pipeline_version_reference"]["pipeline_version_id"] for b in bodies}) == 1
+    # The push environment reaches the steps as the parameters the pipeline declares.
+    params = bodies[0]["runtime_config"]["parameters"]
+    assert params["katib_api_url"] == "http://katib:8080" and params["katib_api_token"] == "t"
+    assert params["katib_trial_name"] in {"exp-0", "exp-1", "exp-2"}
+    assert "katib_namespace" not in params  # not declared by this pipeline
+
+    # A second launcher (a restarted controller) finds the upload by its name.
+    again = KfpLauncher(fake_kfp.url, poll_interval=0.02)
+    sink = Sink()
+    again.launch(launch_of(manifest, trial="exp-9", source_dir=str(tmp_path)), sink)
+    assert sink.until_end().ending == Ending.COMPLETED
+    assert fake_kfp.uploads == 1
+    again.close()
+
+
+def test_a_failed_run_fails_the_trial_with_kfps_message(
+    fake_kfp: FakeKfp, launcher: KfpLauncher
+) -> None:
+    fake_kfp.behave = lambda p: Script(end="fail", message="train: exit status 3")
+    sink = Sink()
+    launcher.launch(launch_of(by_version(fake_kfp, lr="0.1")), sink)
+    ended = sink.until_end()
+    assert ended.ending == Ending.FAILED
+    assert "train: exit status 3" in ended.message and "run-" in ended.message
+
+
+def test_a_run_without_metrics_completes_with_no_observations(
+    fake_kfp: FakeKfp, launcher: KfpLauncher
+) -> None:
+    # The controller makes this MetricsUnavailable (test_kfp_experiment.py).
+    fake_kfp.behave = lambda p: Script(metrics={})
+    sink = Sink()
+    launcher.launch(launch_of(by_version(fake_kfp, lr="0.1")), sink)
+    ended = sink.until_end()
+    assert (ended.ending, list(ended.observations)) == (Ending.COMPLETED, [])
+
+
+def test_a_run_cancelled_in_kfp_is_killed_by_the_user(
+    fake_kfp: FakeKfp, launcher: KfpLauncher
+) -> None:
+    fake_kfp.behave = lambda p: Script(end="cancel")
+    sink = Sink()
+    launcher.launch(launch_of(by_version(fake_kfp, lr="0.1")), sink)
+    ended = sink.until_end()
+    assert (ended.ending, ended.kill_reason) == (Ending.KILLED, KillReason.USER)
+    assert "cancelled in Kubeflow Pipelines" in ended.message
+    assert fake_kfp.terminated == []
+
+
+def test_killing_a_trial_terminates_its_run(fake_kfp: FakeKfp, launcher: KfpLauncher) -> None:
+    fake_kfp.behave = lambda p: Script(end="hang")
+    sink = Sink()
+    launcher.launch(launch_of(by_version(fake_kfp, lr="0.1")), sink)
+    sink.wait_started()
+    launcher.kill("exp-abc", KillReason.EARLY_STOPPED, "behind the median")
+    ended = sink.until_end()
+    assert (ended.ending, ended.kill_reason) == (Ending.KILLED, KillReason.EARLY_STOPPED)
+    assert ended.message == "behind the median"
+    (run_id,) = fake_kfp.terminated
+    assert fake_kfp.runs[run_id].body["state"] == "CANCELED"
+    launcher.kill("exp-abc", KillReason.USER)  # ended: nothing happens
+
+
+def test_kill_all_terminates_every_run(fake_kfp: FakeKfp, launcher: KfpLauncher) -> None:
+    fake_kfp.behave = lambda p: Script(end="hang")
+    sinks = [Sink() for _ in range(2)]
+    for i, sink in enumerate(sinks):
+        launcher.launch(launch_of(by_version(fake_kfp, lr="0.1"), trial=f"t-{i}"), sink)
+        sink.wait_started()
+    launcher.kill_all(KillReason.INTERRUPTED, wait=10)
+    assert {s.until_end().kill_reason for s in sinks} == {KillReason.INTERRUPTED}
+    assert len(fake_kfp.terminated) == 2
+
+
+def test_an_unavailable_api_server_is_retried(fake_kfp: FakeKfp, launcher: KfpLauncher) -> None:
+    fake_kfp.behave = lambda p: Script(metrics={"accuracy": 0.9})
+    manifest = by_version(fake_kfp, lr="0.1")
+    fake_kfp.unavailable = 3
+    sink = Sink()
+    launcher.launch(launch_of(manifest), sink)
+    assert sink.until_end().ending == Ending.COMPLETED
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [({"lr": "fast"}, "not a NUMBER_DOUBLE"), ({"epochs": "2.5"}, "not a NUMBER_INTEGER"),
+     ({"nope": "1"}, "is not declared by the pipeline")],
+)
+def test_bad_parameters_do_not_start(
+    fake_kfp: FakeKfp, launcher: KfpLauncher, params: dict[str, str], message: str
+) -> None:
+    sink = Sink()
+    launcher.launch(launch_of(by_version(fake_kfp, **params)), sink)
+    ended = sink.until_end()
+    assert ended.ending == Ending.NOT_STARTED and message in ended.message, ended
+
+
+def test_file_collectors_do_not_apply_to_runs(fake_kfp: FakeKfp, launcher: KfpLauncher) -> None:
+    sink = Sink()
+    launcher.launch(launch_of(by_version(fake_kfp, lr="1"), collector="TensorFlowEvent"), sink)
+    ended = sink.until_end()
+    assert (ended.ending, ended.reason) == (Ending.NOT_STARTED, "MetricsCollectorError")
+
+
+def test_no_host_and_no_pipeline_are_explained() -> None:
+    sink = Sink()
+    KfpLauncher(None).launch(launch_of(run_manifest({"pipelinePackage": "p.yaml"})), sink)
+    assert "KFP_HOST" in sink.until_end().message
+    with pytest.raises(KfpTemplateError, match="pipelinePackage"):
+        KfpRunTemplate.parse(run_manifest({"run": {}}))
+    with pytest.raises(KfpTemplateError, match="exclude each other"):
+        KfpRunTemplate.parse(run_manifest({
+            "pipelinePackage": "p.yaml",
+            "run": {"pipeline_version_reference": {"pipeline_id": "a",
+                                                   "pipeline_version_id": "b"}}}))
+
+
+def test_the_dispatcher_sends_runs_to_kfp_and_the_rest_to_the_default(tmp_path: Path) -> None:
+    default = LocalProcessLauncher(tmp_path)
+    kfp = KfpLauncher("http://127.0.0.1:9")
+    dispatcher = with_pipeline_runs(default, kfp)
+    assert isinstance(dispatcher, KindDispatcher)
+    assert dispatcher.launcher_for(run_manifest({})) is kfp
+    assert dispatcher.launcher_for({"apiVersion": "batch/v1", "kind": "Job"}) is default
+    assert dispatcher.retries_failures is default.retries_failures
+    assert is_kfp_run({"apiVersion": "pipelines.kubeflow.org/v1", "kind": "Run"})
+    assert not is_kfp_run({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow"})
