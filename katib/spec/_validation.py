@@ -613,8 +613,8 @@ def _check_conditions(template: TrialTemplate, errors: _Errors) -> None:
         if not value:
             errors.add(
                 f"spec.trialTemplate.{field}",
-                f"must be specified for a trial of kind {kind}: only Job, TrainJob and Kubeflow"
-                " training jobs get a default",
+                f"must be specified for a trial of kind {kind}: only Job, TrainJob, Kubeflow"
+                " training jobs and Kubeflow Pipelines runs get a default",
             )
 
 
