@@ -6,6 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.trial_runner.kubernetes.conftest import (  # noqa: F401 - fixtures, for Argo/Tekton
+    kube_api,
+    launcher,
+    push_recorder,
+)
 from tests.trial_runner.pipelines.kfp_server import FakeKfp, Script, serve
 
 
