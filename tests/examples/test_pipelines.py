@@ -137,3 +137,35 @@ def test_bad_experiments_are_clear_errors(
     result = run_body(kfp_python, experiment, katib_home, tmp_path)
     assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
     assert "ERROR" in result.stdout and message in result.stdout + result.stderr
+
+
+def test_the_argo_container_step_example_runs_its_steps_commands(
+    katib_home: Path, tmp_path: Path
+) -> None:
+    """examples/pipelines/argo-tune-then-train.yaml without Argo: the tune step's command on
+    its input artifact, then the train step's script on the tune step's output parameter
+    (the Workflow itself is checked against Argo's schema in
+    tests/trial_runner/pipelines/test_argo_tekton.py)."""
+    workflow = yaml.safe_load((EXAMPLE / "argo-tune-then-train.yaml").read_text())
+    templates = {t["name"]: t for t in workflow["spec"]["templates"]}
+    tune = templates["tune"]
+    (artifact,) = tune["inputs"]["artifacts"]
+    experiment = tmp_path / "experiment.yaml"
+    experiment.write_text(artifact["raw"]["data"])
+    command = [str(experiment) if c == artifact["path"] else c
+               for c in tune["container"]["command"]]
+    best_file = tmp_path / "best.json"
+    command = [str(best_file) if c == tune["outputs"]["parameters"][0]["valueFrom"]["path"]
+               else c for c in command]
+    assert command[0] == "katib"
+    tuned = subprocess.run([sys.executable, "-m", "katib", *command[1:]], cwd=tmp_path,
+                           env=dict(os.environ, KATIB_HOME=str(katib_home)),
+                           capture_output=True, text=True, timeout=300)
+    assert tuned.returncode == 0, tuned.stdout[-2000:] + tuned.stderr[-2000:]
+    best = best_file.read_text()
+    script = templates["train"]["script"]["source"].replace("{{inputs.parameters.best}}", best)
+    trained = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=60)
+    assert trained.returncode == 0, trained.stderr
+    params = {a["name"]: a["value"] for a in json.loads(best)["parameterAssignments"]}
+    assert f"training with {params}" in trained.stdout

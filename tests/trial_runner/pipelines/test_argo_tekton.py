@@ -243,3 +243,17 @@ def test_katibs_tekton_example_runs_as_a_trial(
                        {"status": status}, subresource="status")
         results[name] = events.until_end().ending
     assert results == {"tekton-ok": Ending.COMPLETED, "tekton-bad": Ending.FAILED}
+
+
+def test_the_argo_container_step_example_fits_argos_schema(
+    kube_cluster: ControlPlane, kube_namespace: str, argo_crd: None,
+) -> None:
+    """examples/pipelines/argo-tune-then-train.yaml, created (dry run) against Argo's full
+    Workflow schema: accepted, and nothing of it pruned."""
+    example = FIXTURES.parents[1] / "examples" / "pipelines" / "argo-tune-then-train.yaml"
+    workflow = yaml.safe_load(example.read_text())
+    status, body = kube_cluster.request(
+        "POST", f"/apis/argoproj.io/v1alpha1/namespaces/{kube_namespace}/workflows"
+        "?dryRun=All&fieldValidation=Strict", workflow)
+    assert status == 201, json.dumps(body)[:3000]
+    assert body["spec"] == workflow["spec"]
