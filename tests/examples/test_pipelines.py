@@ -169,3 +169,50 @@ def test_the_argo_container_step_example_runs_its_steps_commands(
     assert trained.returncode == 0, trained.stderr
     params = {a["name"]: a["value"] for a in json.loads(best)["parameterAssignments"]}
     assert f"training with {params}" in trained.stdout
+
+
+def test_the_kfp_trials_example_runs_against_the_loopback_kfp_api(
+    kfp_python: str, katib_home: Path, tmp_path: Path
+) -> None:
+    """examples/pipelines/kfp-trials: the pipeline compiled by kfp, uploaded to the loopback
+    KFP API server (tests/trial_runner/pipelines/kfp_server.py) and run by every trial, with
+    the run parameters typed as the compiled pipeline declares them."""
+    from tests.trial_runner.pipelines.kfp_server import FakeKfp, Script, serve
+
+    folder = tmp_path / "kfp-trials"
+    folder.mkdir()
+    source = EXAMPLE / "kfp-trials"
+    (folder / "pipeline.py").write_text((source / "pipeline.py").read_text())
+    (folder / "experiment.yaml").write_text(
+        (source / "experiment.yaml").read_text().replace("maxTrialCount: 12", "maxTrialCount: 4"))
+    compiled = subprocess.run([kfp_python, str(folder / "pipeline.py")], capture_output=True,
+                              text=True, timeout=120)
+    assert compiled.returncode == 0, compiled.stderr[-2000:]
+
+    def behave(params: dict[str, object]) -> Script:
+        lr, epochs = float(params["learning_rate"]), int(params["epochs"])  # type: ignore[arg-type]
+        score = 0.95 - min(abs(lr - 0.02) * 2, 0.3) - 0.05 / epochs - 100 / 6000
+        return Script(metrics={"accuracy": score, "loss": 1 - score}, artifact_style="metadata")
+
+    fake = FakeKfp(behave)
+    httpd, thread = serve(fake)
+    try:
+        env = dict(os.environ, KATIB_HOME=str(katib_home), KFP_HOST=fake.url,
+                   KATIB_KFP_POLL_SECONDS="0.05")
+        out = tmp_path / "best.json"
+        result = subprocess.run(
+            [sys.executable, "-m", "katib", "run", str(folder / "experiment.yaml"),
+             "--output", str(out)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    finally:
+        httpd.shutdown()
+        thread.join(5)
+    best = json.loads(out.read_text())
+    assert best["condition"] == "Succeeded" and best["bestTrialName"]
+    assert fake.uploads == 1 and len(fake.runs) >= 1
+    for body in fake.run_bodies():
+        params = body["runtime_config"]["parameters"]
+        assert isinstance(params["learning_rate"], float)
+        assert isinstance(params["epochs"], int) and params["num_examples"] == 60000

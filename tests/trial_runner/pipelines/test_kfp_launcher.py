@@ -287,3 +287,39 @@ def test_the_dispatcher_sends_runs_to_kfp_and_the_rest_to_the_default(tmp_path: 
     assert dispatcher.retries_failures is default.retries_failures
     assert is_kfp_run({"apiVersion": "pipelines.kubeflow.org/v1", "kind": "Run"})
     assert not is_kfp_run({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow"})
+
+
+def test_kfp_api_refusals_are_the_trials_message(fake_kfp: FakeKfp, launcher: KfpLauncher) -> None:
+    manifest = by_version(fake_kfp, lr="0.1")
+    fake_kfp.token = "secret"
+    sink = Sink()
+    launcher.launch(launch_of(manifest), sink)
+    ended = sink.until_end()
+    assert (ended.ending, ended.reason) == (Ending.NOT_STARTED, "KfpApiError")
+    assert "401 Unauthenticated" in ended.message
+
+    authorized = KfpLauncher(fake_kfp.url, token="secret", poll_interval=0.02)
+    sink = Sink()
+    authorized.launch(launch_of(manifest, trial="exp-ok"), sink)
+    assert sink.until_end().ending == Ending.COMPLETED
+    authorized.close()
+
+
+def test_an_unknown_pipeline_version_and_a_bad_package_do_not_start(
+    fake_kfp: FakeKfp, launcher: KfpLauncher, tmp_path: Path
+) -> None:
+    sink = Sink()
+    launcher.launch(launch_of(run_manifest({"run": {"pipeline_version_reference": {
+        "pipeline_id": "nope", "pipeline_version_id": "v-0"}}})), sink)
+    ended = sink.until_end()
+    assert ended.ending == Ending.NOT_STARTED and "not found" in ended.message, ended
+    for name, text in (("missing.yaml", None), ("notes.yaml", "just: notes\n"),
+                       ("broken.yaml", "a: [b\n")):
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        sink = Sink()
+        launcher.launch(launch_of(run_manifest({"pipelinePackage": name}), trial=f"t-{name}",
+                                  source_dir=str(tmp_path)), sink)
+        ended = sink.until_end()
+        assert (ended.ending, ended.reason) == (Ending.NOT_STARTED, "InvalidTrialTemplate")
+        assert name in ended.message, ended
