@@ -412,6 +412,10 @@ def _default_metric_strategies(objective: Objective) -> None:
             )
 
 
+def _api_group(manifest: dict[str, Any]) -> str:
+    return str(manifest.get("apiVersion") or "").split("/")[0]
+
+
 def _default_trial_template(template: TrialTemplate) -> None:
     kind = template.kind
     if template.trial_spec is None:
@@ -425,9 +429,7 @@ def _default_trial_template(template: TrialTemplate) -> None:
         template.primary_pod_labels = template.primary_pod_labels or dict(
             KUBEFLOW_JOB_PRIMARY_POD_LABELS
         )
-    elif kind == "Run" and str(template.trial_spec.get("apiVersion") or "").split("/")[0] == (
-        KFP_RUN_GROUP
-    ):
+    elif kind == "Run" and _api_group(template.trial_spec) == KFP_RUN_GROUP:
         template.success_condition = template.success_condition or KFP_RUN_SUCCESS_CONDITION
         template.failure_condition = template.failure_condition or KFP_RUN_FAILURE_CONDITION
         template.primary_container_name = (

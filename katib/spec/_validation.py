@@ -17,6 +17,7 @@ from typing import Any
 
 from katib.errors import FieldError
 from katib.spec._checks import AlgorithmChecks, algorithm_checks
+from katib.spec._kfp_run import is_kfp_run, kfp_run_problems
 from katib.spec._models import (
     API_VERSION,
     KIND,
@@ -702,6 +703,9 @@ def _check_trial_spec(template: TrialTemplate, trial_spec: dict[str, Any], error
                     " each trial sets them",
                 )
     _check_primary_container(template, trial_spec, errors)
+    if is_kfp_run(trial_spec):
+        for field, message in kfp_run_problems(trial_spec):
+            errors.add(f"{spec_path}.{field}", message)
 
 
 def _check_primary_container(

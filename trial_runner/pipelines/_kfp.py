@@ -47,7 +47,8 @@ from typing import Any
 import yaml
 
 from katib.errors import KatibError
-from katib.spec import CollectorKind
+from katib.spec import CollectorKind, kfp_run_problems
+from katib.spec import is_kfp_run as spec_is_kfp_run
 from trial_runner._launch import (
     Ending,
     EventSink,
@@ -96,10 +97,7 @@ class KfpTemplateError(KatibError):
 
 def is_kfp_run(manifest: Mapping[str, Any]) -> bool:
     """Whether a rendered trial workload is a KFP run (``pipelines.kubeflow.org`` ``Run``)."""
-    api_version = str(manifest.get("apiVersion") or "")
-    return manifest.get("kind") == KFP_KIND and api_version.split("/")[0] == (
-        KFP_API_VERSION.split("/")[0]
-    )
+    return spec_is_kfp_run(manifest)
 
 
 @dataclass(frozen=True)
@@ -118,49 +116,21 @@ class KfpRunTemplate:
         Raises:
             KfpTemplateError: a field has the wrong type, or the run names no pipeline.
         """
-        spec = manifest.get("spec")
-        if not isinstance(spec, Mapping):
-            raise KfpTemplateError("trialSpec.spec: a KFP Run needs a spec (with run)")
+        problems = kfp_run_problems(manifest)
+        if problems:
+            raise KfpTemplateError(
+                "; ".join(f"trialSpec.{field}: {message}" for field, message in problems)
+            )
+        spec = manifest["spec"]
         run = spec.get("run", {})
-        if not isinstance(run, Mapping):
-            raise KfpTemplateError("trialSpec.spec.run: must be a mapping (KFP's Run body)")
         host = spec.get("host")
-        if host is not None and not isinstance(host, str):
-            raise KfpTemplateError("trialSpec.spec.host: must be a URL")
         namespace = spec.get("namespace")
         package_name = spec.get("pipelinePackage")
         package: Path | None = None
         if package_name is not None:
-            if not isinstance(package_name, str) or not package_name:
-                raise KfpTemplateError("trialSpec.spec.pipelinePackage: must be a file path")
             package = Path(package_name)
             if not package.is_absolute():
                 package = Path(source_dir) / package
-        reference = run.get("pipeline_version_reference")
-        if package is None and not reference and not run.get("pipeline_spec"):
-            raise KfpTemplateError(
-                "trialSpec.spec: give pipelinePackage (a compiled pipeline, uploaded once), or"
-                " run.pipeline_version_reference {pipeline_id, pipeline_version_id}, or"
-                " run.pipeline_spec"
-            )
-        if package is not None and (reference or run.get("pipeline_spec")):
-            raise KfpTemplateError(
-                "trialSpec.spec: pipelinePackage and run.pipeline_version_reference /"
-                " run.pipeline_spec exclude each other"
-            )
-        if reference is not None and not (
-            isinstance(reference, Mapping) and reference.get("pipeline_id")
-            and reference.get("pipeline_version_id")
-        ):
-            raise KfpTemplateError(
-                "trialSpec.spec.run.pipeline_version_reference: needs pipeline_id and"
-                " pipeline_version_id"
-            )
-        params = (run.get("runtime_config") or {}).get("parameters", {})
-        if not isinstance(params, Mapping):
-            raise KfpTemplateError(
-                "trialSpec.spec.run.runtime_config.parameters: must be a mapping"
-            )
         return cls(
             run=run,
             host=host or None,
