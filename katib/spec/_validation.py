@@ -91,6 +91,7 @@ def validate_experiment(exp: Experiment, checks: AlgorithmChecks | None = None) 
     _check_algorithms(spec, parameters_valid, checks or algorithm_checks(), errors)
     _check_trial_template(spec, errors)
     _check_metrics_collector(spec.metrics_collector_spec, errors)
+    _check_kfp_run_collector(spec, errors)
     _check_warm_start(exp, errors)
     return errors.items
 
@@ -748,6 +749,24 @@ def _dig(value: Any, *keys: str) -> Any:
 
 
 # --- metrics collector ------------------------------------------------------------------------
+
+
+def _check_kfp_run_collector(spec: ExperimentSpec, errors: _Errors) -> None:
+    """A KFP run exposes no container: its metrics come from its metrics artifacts or a push."""
+    template = spec.trial_template
+    mc = spec.metrics_collector_spec
+    if template is None or template.trial_spec is None or not is_kfp_run(template.trial_spec):
+        return
+    kind = mc.collector.kind if mc is not None and mc.collector is not None else None
+    if kind and kind not in (
+        CollectorKind.STDOUT.value, CollectorKind.PUSH.value, CollectorKind.NONE.value
+    ):
+        errors.add(
+            "spec.metricsCollectorSpec.collector.kind",
+            f"{kind} reads a trial's container, which a Kubeflow Pipelines run does not expose:"
+            " leave the default (the run's metrics artifacts) or use Push"
+            " (katib.report_metrics from a step)",
+        )
 
 
 def _check_metrics_collector(mc: MetricsCollectorSpec | None, errors: _Errors) -> None:

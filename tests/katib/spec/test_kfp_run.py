@@ -85,3 +85,18 @@ def test_every_problem_of_a_run_template_is_reported(
 ) -> None:
     problems = with_spec(spec)
     assert any(expected in p for p in problems), problems
+
+
+def test_a_collector_that_reads_a_container_is_refused_for_a_run() -> None:
+    doc = yaml.safe_load(EXPERIMENT)
+    doc["spec"]["metricsCollectorSpec"] = {
+        "collector": {"kind": "File"},
+        "source": {"fileSystemPath": {"path": "/var/log/m.log", "kind": "File"}},
+    }
+    with pytest.raises(InvalidExperimentError) as caught:
+        parse_experiment(doc)
+    (error,) = caught.value.errors
+    assert error.path == "spec.metricsCollectorSpec.collector.kind"
+    assert "Kubeflow Pipelines run" in error.message
+    doc["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "Push"}}
+    parse_experiment(doc)
