@@ -401,7 +401,14 @@ class KfpLauncher(Launcher):
     ) -> tuple[str, str, Mapping[str, Any]]:
         """Upload the experiment's compiled package once (per host, namespace and content)."""
         assert template.package is not None
-        package = template.package.read_bytes()
+        try:
+            package = template.package.read_bytes()
+        except OSError as e:
+            raise KfpTemplateError(
+                f"trialSpec.spec.pipelinePackage: cannot read {template.package}"
+                f" ({e.strerror or e}); compile the pipeline first, e.g."
+                " kfp.compiler.Compiler().compile(pipeline, 'pipeline.yaml')"
+            ) from e
         digest = hashlib.sha256(package).hexdigest()[:12]
         key = (api.host, template.namespace or "", digest)
         with self._upload_lock:

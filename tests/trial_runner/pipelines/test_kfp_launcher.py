@@ -323,3 +323,5 @@ def test_an_unknown_pipeline_version_and_a_bad_package_do_not_start(
         ended = sink.until_end()
         assert (ended.ending, ended.reason) == (Ending.NOT_STARTED, "InvalidTrialTemplate")
         assert name in ended.message, ended
+        if text is None:
+            assert "compile the pipeline first" in ended.message
