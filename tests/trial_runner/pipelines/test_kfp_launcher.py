@@ -325,3 +325,38 @@ def test_an_unknown_pipeline_version_and_a_bad_package_do_not_start(
         assert name in ended.message, ended
         if text is None:
             assert "compile the pipeline first" in ended.message
+
+
+class Recording(LocalProcessLauncher):
+    """A launcher that records what it is asked, and ends each trial at once."""
+
+    def __init__(self, root: Path, adopts: bool = False) -> None:
+        super().__init__(root)
+        self.calls: list[tuple[str, str]] = []
+        self.adopts = adopts
+
+    def launch(self, launch: TrialLaunch, sink: Any) -> None:
+        self.calls.append(("launch", launch.trial))
+
+    def adopt(self, launch: TrialLaunch, sink: Any) -> bool:
+        self.calls.append(("adopt", launch.trial))
+        return self.adopts
+
+    def kill(self, trial: str, reason: KillReason, message: str = "") -> None:
+        self.calls.append(("kill", trial))
+
+
+def test_the_dispatcher_sends_kills_to_the_launcher_that_took_the_trial(
+    tmp_path: Path,
+) -> None:
+    default, runs = Recording(tmp_path / "a"), Recording(tmp_path / "b", adopts=True)
+    dispatcher = KindDispatcher(default, [(is_kfp_run, runs)])
+    job = {"apiVersion": "batch/v1", "kind": "Job", "spec": {}}
+    dispatcher.launch(launch_of(job, trial="j"), Sink())
+    dispatcher.launch(launch_of(run_manifest({}), trial="r"), Sink())
+    assert not dispatcher.adopt(launch_of(job, trial="j2"), Sink())
+    assert dispatcher.adopt(launch_of(run_manifest({}), trial="r2"), Sink())
+    for trial in ("j", "r", "j2", "r2", "unknown"):
+        dispatcher.kill(trial, KillReason.USER)
+    assert default.calls == [("launch", "j"), ("adopt", "j2"), ("kill", "j")]
+    assert runs.calls == [("launch", "r"), ("adopt", "r2"), ("kill", "r"), ("kill", "r2")]
