@@ -20,6 +20,7 @@ from suggestion._registry import (
     algorithm_names,
     get_algorithm,
 )
+from suggestion._nas import NasOperation, NasSpace
 from suggestion._space import Parameter, SearchSpace, format_float, grid_size
 from suggestion._spec_checks import NAS_ALGORITHMS, SPEC_CHECKS, SpecChecks
 
@@ -34,6 +35,8 @@ __all__ = [
     "SPEC_CHECKS",
     "SUCCEEDED",
     "Algorithm",
+    "NasOperation",
+    "NasSpace",
     "Parameter",
     "SearchSpace",
     "SettingSpec",
