@@ -14,13 +14,13 @@ from suggestion._base import (
     check_float,
     check_int,
 )
+from suggestion._nas import NasOperation, NasSpace
 from suggestion._registry import (
     ENTRY_POINT_GROUP,
     UnknownAlgorithmError,
     algorithm_names,
     get_algorithm,
 )
-from suggestion._nas import NasOperation, NasSpace
 from suggestion._space import Parameter, SearchSpace, format_float, grid_size
 from suggestion._spec_checks import NAS_ALGORITHMS, SPEC_CHECKS, SpecChecks
 

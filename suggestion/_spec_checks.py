@@ -96,7 +96,8 @@ def _check_algorithm(spec: ExperimentSpec, space: SearchSpace | None, errors: _E
             nas = ", ".join(sorted(NAS_ALGORITHMS))
             errors.add(
                 f"{path}.algorithmName",
-                f"unknown algorithm {name!r} (known: {', '.join(known)};"
+                f"unknown algorithm {name!r} (known: "
+                f"{', '.join(n for n in known if n not in NAS_ALGORITHMS)};"
                 f" with spec.nasConfig: {nas})",
             )
         return

@@ -319,7 +319,9 @@ class ExperimentRun:
             else {}
         )
         return cls(
-            SearchSpace.from_spec(spec.parameters),
+            SearchSpace.from_spec(
+                spec.parameters, nas_config=None if spec.parameters else spec.nas_config
+            ),
             maximize=self.objective.type == "maximize",
             settings=spec.algorithm.settings_dict(),
             max_trial_count=spec.max_trial_count,

@@ -169,7 +169,7 @@ class Controller:
             assert rng is not None
             probs = np.exp(log_probs)
             cumulative = np.cumsum(probs, axis=1)
-            draws = rng.random(probs.shape[0])[:, None] * cumulative[:, -1:]
+            draws = np.asarray(rng.random(probs.shape[0]))[:, None] * cumulative[:, -1:]
             chosen = np.minimum((cumulative <= draws).sum(axis=1), probs.shape[1] - 1)
         else:
             chosen = np.asarray(forced, dtype=np.int64)

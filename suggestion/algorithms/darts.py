@@ -140,7 +140,7 @@ class DARTS(Algorithm):
         super().__init__(space, **kwargs)
         if space.nas is None:
             raise ValueError("darts needs a neural architecture search space (spec.nasConfig)")
-        self.nas: NasSpace = space.nas
+        self.nas_space: NasSpace = space.nas
 
     def assignments(self) -> dict[str, str]:
         """The search trial's parameters, exactly as Katib's DARTS service writes them."""
@@ -149,8 +149,8 @@ class DARTS(Algorithm):
             settings[key] = None if value == "None" else value
         return {
             ALGORITHM_SETTINGS: katib_json(settings),
-            SEARCH_SPACE: katib_json(primitives(self.nas)),
-            NUM_LAYERS: str(self.nas.num_layers),
+            SEARCH_SPACE: katib_json(primitives(self.nas_space)),
+            NUM_LAYERS: str(self.nas_space.num_layers),
         }
 
     def update(self, completed: Sequence[TrialRecord], active: Sequence[TrialRecord]) -> None:

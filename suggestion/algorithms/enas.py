@@ -246,8 +246,8 @@ class ENAS(Algorithm):
         super().__init__(space, **kwargs)
         if space.nas is None:
             raise ValueError("enas needs a neural architecture search space (spec.nasConfig)")
-        self.nas: NasSpace = space.nas
-        self.operations = expand_operations(self.nas)
+        self.nas_space: NasSpace = space.nas
+        self.operations = expand_operations(self.nas_space)
         s = self.settings
         self.learning_rate = float(s["controller_learning_rate"])
         self.baseline_decay = float(s["controller_baseline_decay"])
@@ -258,7 +258,7 @@ class ENAS(Algorithm):
         self._rng = np.random.default_rng(None if seed is None else int(seed))
         self.controller = Controller(
             ControllerSettings(
-                num_layers=self.nas.num_layers,
+                num_layers=self.nas_space.num_layers,
                 num_operations=len(self.operations),
                 hidden_size=int(s["controller_hidden_size"]),
                 temperature=_optional(s["controller_temperature"]),
@@ -318,7 +318,7 @@ class ENAS(Algorithm):
         text = assignments.get(ARCHITECTURE)
         if text is None:
             return None
-        return parse_architecture(text, self.nas.num_layers, len(self.operations))
+        return parse_architecture(text, self.nas_space.num_layers, len(self.operations))
 
     def assignments(self, architecture: Architecture) -> dict[str, str]:
         """The trial parameters Katib's ENAS trials read, for ``architecture``."""
@@ -328,9 +328,9 @@ class ENAS(Algorithm):
             op_type, params = self.operations[op_id]
             embedding[str(op_id)] = {"opt_id": op_id, "opt_type": op_type, "opt_params": params}
         nn_config = {
-            "num_layers": self.nas.num_layers,
-            "input_sizes": list(self.nas.input_sizes),
-            "output_sizes": list(self.nas.output_sizes),
+            "num_layers": self.nas_space.num_layers,
+            "input_sizes": list(self.nas_space.input_sizes),
+            "output_sizes": list(self.nas_space.output_sizes),
             "embedding": embedding,
         }
         return {
@@ -341,7 +341,7 @@ class ENAS(Algorithm):
     @property
     def space_size(self) -> int:
         """How many architectures there are (a Python int: it can be astronomical)."""
-        layers = self.nas.num_layers
+        layers = self.nas_space.num_layers
         return int(len(self.operations) ** layers * 2 ** (layers * (layers - 1) // 2))
 
     def _untried(self) -> Architecture | None:
@@ -369,13 +369,13 @@ class ENAS(Algorithm):
         n = len(self.operations)
         return tuple(
             (int(self._rng.integers(n)), *(int(b) for b in self._rng.integers(2, size=layer)))
-            for layer in range(self.nas.num_layers)
+            for layer in range(self.nas_space.num_layers)
         )
 
     def _at(self, index: int) -> Architecture:
         """The ``index``-th architecture in a fixed order (operations, then skip bits)."""
         n = len(self.operations)
-        layers = self.nas.num_layers
+        layers = self.nas_space.num_layers
         skips, ops = divmod(index, n**layers)
         out: list[tuple[int, ...]] = []
         for layer in range(layers):
@@ -418,7 +418,7 @@ class ENAS(Algorithm):
             )
             self.last_loss = loss / size
             if step % self.log_every == 0:
-                layers = self.nas.num_layers
+                layers = self.nas_space.num_layers
                 pairs = max(layers * (layers - 1) // 2, 1)
                 logger.info(
                     "Controller Step: %d - Loss: %.4f - Entropy: %.6g - Gradient Norm: %.7f"
@@ -478,7 +478,7 @@ class ENAS(Algorithm):
             pending: list[tuple[str, Architecture, float]] = []
             for name, layers, reward in data.get("pending", []):
                 architecture = parse_architecture(
-                    json.dumps(layers), self.nas.num_layers, len(self.operations)
+                    json.dumps(layers), self.nas_space.num_layers, len(self.operations)
                 )
                 if architecture is None:
                     raise ValueError(f"bad architecture of trial {name!r}")

@@ -35,7 +35,6 @@ from typing import Any
 import pytest
 
 from katib.spec import load_experiments
-from suggestion import NAS_ALGORITHMS as SUGGESTION_NAS_ALGORITHMS
 from suggestion import (
     EARLY_STOPPED,
     FAILED,
@@ -53,6 +52,7 @@ from suggestion import (
     get_algorithm,
     grid_size,
 )
+from suggestion import NAS_ALGORITHMS as SUGGESTION_NAS_ALGORITHMS
 
 SEED = 20240611
 

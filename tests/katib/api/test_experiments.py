@@ -177,14 +177,12 @@ def test_existing_name_conflicts(client: TestClient, admin: dict[str, str]) -> N
     assert "already exists" in r.json()["detail"]
 
 
-def test_nas_experiments_validate_but_are_refused(
-    client: TestClient, admin: dict[str, str]
-) -> None:
+def test_nas_experiments_are_accepted(client: TestClient, admin: dict[str, str]) -> None:
     doc = experiment_doc("nas")
     del doc["spec"]["parameters"]
     doc["spec"]["algorithm"] = {"algorithmName": "enas"}
     doc["spec"]["nasConfig"] = {
-        "graphConfig": {"numLayers": 2},
+        "graphConfig": {"numLayers": 2, "inputSizes": [8, 8, 1], "outputSizes": [10]},
         "operations": [
             {
                 "operationType": "convolution",
@@ -198,12 +196,12 @@ def test_nas_experiments_validate_but_are_refused(
             }
         ],
     }
+    for parameter in doc["spec"]["trialTemplate"]["trialParameters"]:
+        parameter["reference"] = "architecture"
     valid = client.post("/api/v1/validate", json=doc, headers=admin).json()
     assert valid == {"valid": True, "errors": []}
     r = client.post(EXPERIMENTS, json=doc, headers=admin)
-    assert r.status_code == 422, r.text
-    assert r.json()["errors"][0]["path"] == "spec.nasConfig"
-    assert "cannot be run yet" in r.json()["errors"][0]["message"]
+    assert r.status_code == 201, r.text
 
 
 # list and get ------------------------------------------------------------------------------
