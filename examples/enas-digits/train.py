@@ -6,9 +6,13 @@ into this layer's input), and ``nn_config``, which maps each operation id used t
 and parameters. Both are JSON written with single quotes, as Katib writes them.
 
 The operations here are small, so that the trial runs in a second with numpy alone:
-``dense`` (a fully connected layer of ``units`` with ``activation``) and ``identity``. The
-network is trained with Adam on 80 % of the 1797 digits and prints the accuracy on the
-other 20 % after every epoch (``Validation-Accuracy=...``, as Katib's ENAS examples do).
+``dense`` (a fully connected layer of ``units`` with ``activation``) and ``identity``.
+Katib's own operation types stand in as vector operations, so that Katib's published
+``enas-cpu.yaml`` runs with this script in place of its image: every ``*convolution`` is a
+relu dense layer of ``num_filter`` units and ``reduction`` is the identity. The digits'
+64 pixels are the input whatever ``input_sizes`` says. The network is trained with Adam on
+80 % of the 1797 digits and prints the accuracy on the other 20 % after every epoch
+(``Validation-Accuracy=...``, as Katib's ENAS examples do).
 
 Run by hand to rebuild any architecture the search proposed, e.g. the best one::
 
@@ -38,22 +42,22 @@ class Network:
     ) -> None:
         self.architecture = architecture
         self.ops = [config["embedding"][str(layer[0])] for layer in architecture]
-        inputs = int(np.prod(config["input_sizes"]))
+        inputs = 64  # the digits' pixels
         self.widths: list[int] = []  # output width of each layer
         self.weights: list[tuple[np.ndarray, np.ndarray] | None] = []
         for index, (layer, op) in enumerate(zip(architecture, self.ops, strict=True)):
             width_in = self._input_width(index, layer, inputs)
-            if op["opt_type"] == "dense":
-                units = int(op["opt_params"]["units"])
+            if op["opt_type"] == "dense" or op["opt_type"].endswith("convolution"):
+                units = int(op["opt_params"].get("units", op["opt_params"].get("num_filter", 32)))
                 scale = np.sqrt(2.0 / width_in)
                 self.weights.append((rng.normal(0, scale, (width_in, units)), np.zeros(units)))
                 self.widths.append(units)
-            elif op["opt_type"] == "identity":
+            elif op["opt_type"] in ("identity", "reduction"):
                 self.weights.append(None)
                 self.widths.append(width_in)
             else:
                 raise SystemExit(f"unknown operation type {op['opt_type']!r}")
-        classes = int(np.prod(config["output_sizes"]))
+        classes = 10  # the digits' classes
         last = self.widths[-1]
         self.head = (rng.normal(0, np.sqrt(1.0 / last), (last, classes)), np.zeros(classes))
         self.params = [p for w in [*self.weights, self.head] if w is not None for p in w]
@@ -85,7 +89,8 @@ class Network:
                 cache.append((inp, None))
                 continue
             pre = inp @ weights[0] + weights[1]
-            out = np.maximum(pre, 0) if op["opt_params"]["activation"] == "relu" else np.tanh(pre)
+            tanh = op["opt_params"].get("activation") == "tanh"
+            out = np.tanh(pre) if tanh else np.maximum(pre, 0)
             outs.append(out)
             cache.append((inp, out))
         logits = outs[-1] @ self.head[0] + self.head[1]
@@ -108,10 +113,10 @@ class Network:
             if weights is None:
                 d_inp = d_outs[index]
             else:
-                if self.ops[index]["opt_params"]["activation"] == "relu":
-                    d_pre = d_outs[index] * (out > 0)
-                else:
+                if self.ops[index]["opt_params"].get("activation") == "tanh":
                     d_pre = d_outs[index] * (1.0 - out**2)
+                else:
+                    d_pre = d_outs[index] * (out > 0)
                 grads[index] = (inp.T @ d_pre, d_pre.sum(axis=0))
                 d_inp = d_pre @ weights[0].T
             # Split the input's gradient back into the outputs it was made of.

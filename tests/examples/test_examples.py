@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def test_every_example_folder_is_covered() -> None:
     assert {p.parent.name for p in EXAMPLES} >= {
         "branin", "branin-grid", "sklearn-svc", "plugin-algorithm", "asha", "warm-start",
-        "multi-objective", "enas-digits",
+        "multi-objective", "enas-digits", "darts-digits",
     }
 
 
