@@ -439,3 +439,25 @@ def test_viewer_headers_work_for_reads(
     storage.create_experiment(parse_experiment(experiment_doc("seen")))
     r = client.get(f"{EXPERIMENTS}/seen", headers=bearer(tokens.viewer()))
     assert r.status_code == 200
+
+
+def test_a_text_metric_is_served_as_text(
+    client: TestClient, admin: dict[str, str], storage: Storage
+) -> None:
+    # DARTS' trials report their objective as text (Best-Genotype=Genotype(...)).
+    record = storage.create_experiment(parse_experiment(experiment_doc("genotype")))
+    trial = storage.create_trial(record, {"x": "0.5"})
+    genotype = "Genotype(normal=[[('skip_connection', 0)]], normal_concat=range(1, 2))"
+    storage.finish_trial(
+        trial.id,
+        TrialResult(
+            TrialState.SUCCEEDED, "TrialSucceeded", "", 1.0,
+            metrics={"loss": MetricSummary.of_text("loss", genotype)},
+        ),
+    )
+    r = client.get(f"/api/v1/namespaces/default/trials/{trial.name}", headers=admin)
+    assert r.status_code == 200, r.text
+    (metric,) = r.json()["status"]["observation"]["metrics"]
+    assert metric == {"name": "loss", "min": None, "max": None, "latest": genotype}
+    listed = client.get(f"{EXPERIMENTS}/genotype/trials", headers=admin)
+    assert listed.status_code == 200, listed.text
