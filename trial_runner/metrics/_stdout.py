@@ -52,6 +52,14 @@ class Observation:
     """The value as reported, for a metric the experiment takes as text (DARTS' genotype):
     ``value`` is then NaN."""
 
+    def to_wire(self) -> dict[str, object]:
+        """The push endpoint's item: ``{"name", "value" (or "text"), "step", "timestamp"}``."""
+        if self.text is not None:
+            return {"name": self.name, "text": self.text, "step": self.step,
+                    "timestamp": self.timestamp}
+        return {"name": self.name, "value": self.value, "step": self.step,
+                "timestamp": self.timestamp}
+
 
 class InvalidMetricsFormatError(KatibError, ValueError):
     """A ``metricsFormat`` regex does not compile or lacks exactly two top-level groups."""

@@ -83,3 +83,20 @@ def test_a_text_objective_never_ranks_against_a_number() -> None:
     assert is_better_trial(number, second, OBJECTIVE)
     assert not is_better_trial(second, number, OBJECTIVE)
     assert not is_better_trial(trial("d", None), None, OBJECTIVE)
+
+
+def test_text_values_cross_the_push_endpoint() -> None:
+    # The metrics-collector sidecar of a cluster trial pushes what it collected.
+    from katib.controller import observation_points, parse_observations
+    from trial_runner import Observation
+
+    sent = [Observation("Best-Genotype", math.nan, None, 5.0, GENOTYPE),
+            Observation("loss", 0.5, 1, 5.0)]
+    received = parse_observations(json.loads(json.dumps(
+        {"observations": [o.to_wire() for o in sent]}
+    )))
+    assert received[0].text == GENOTYPE and math.isnan(received[0].value)
+    assert received[1] == sent[1]
+    # The observation log holds numbers: the text lives in the trial's metrics only.
+    assert [p.metric_name for p in observation_points(received)] == ["loss"]
+
