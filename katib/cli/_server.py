@@ -22,6 +22,7 @@ import click
 
 from katib.cli import (
     EXIT_USAGE,
+    HelpGroup,
     _connect,
     _err,
     _fail,
@@ -221,7 +222,7 @@ def _setup_logging() -> None:
 # tokens --------------------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def token() -> None:
     """Manage API tokens (in the database, or through a --server with an admin token)."""
 
