@@ -309,7 +309,7 @@ class KatibClient:
             InvalidArgumentError: ``experiment`` is none of the above, or a file holds
                 several experiments.
             ConflictError: an experiment of that name exists in the namespace.
-            NotRunnableError: it is valid but cannot run here (NAS).
+            NotRunnableError: it is valid but the server cannot run it.
             ForbiddenError: (remote) a viewer token; nothing is stored.
             NotFoundError: (remote) the token has no role in the namespace.
         """

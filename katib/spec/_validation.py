@@ -382,14 +382,18 @@ def _check_multi_objective(spec: ExperimentSpec, errors: _Errors) -> None:
 
 
 def _check_search_space(spec: ExperimentSpec, errors: _Errors) -> bool:
-    """Check parameters or nasConfig; True when there are parameters and all are valid."""
+    """Check parameters or nasConfig; True when the search space (the parameters, or the
+    nasConfig of an experiment without parameters) is there and valid."""
     if not spec.parameters and spec.nas_config is None:
         errors.add("spec", "spec.parameters or spec.nasConfig must be specified")
     if spec.parameters and spec.nas_config is not None:
         errors.add("spec", "only one of spec.parameters and spec.nasConfig can be specified")
+    before = len(errors.items)
     if spec.nas_config is not None:
         _check_nas_config(spec.nas_config, errors)
     valid = _check_parameters(spec.parameters, "spec.parameters", errors)
+    if spec.nas_config is not None and not spec.parameters:
+        return len(errors.items) == before
     return valid and bool(spec.parameters)
 
 
@@ -555,8 +559,7 @@ def _check_nas_config(nas: NasConfig, errors: _Errors) -> None:
         item = f"{path}.operations[{i}]"
         if not operation.operation_type:
             errors.add(f"{item}.operationType", "must be specified")
-        if not operation.parameters:
-            errors.add(f"{item}.parameters", "must be a non-empty list of parameters")
+        # Parameters may be absent: Katib's darts-gpu.yaml lists `skip_connection` bare.
         _check_parameters(operation.parameters, f"{item}.parameters", errors)
 
 

@@ -292,6 +292,8 @@ def _inject_sidecar(
     mounts: list[dict[str, Any]] = [{"name": METRICS_VOLUME, "mountPath": METRICS_DIR}]
     args = ["--sidecar", f"--done-file={DONE_FILE}", f"--collector={kind}"]
     args.append("--metric-names=" + ",".join(launch.collection.metric_names))
+    if launch.collection.text_metrics:
+        args.append("--text-metrics=" + ",".join(launch.collection.text_metrics))
     formats = list(launch.collection.metrics_format or ())
     stdout = kind == CollectorKind.STDOUT.value
     if stdout:
