@@ -90,7 +90,8 @@ class _Trial:
     #: creating → running → ended
     state: str = "creating"
     running_since: float = 0.0
-    pending: dict[str, Any] | None = None
+    #: The last watch event (type, object) seen while the trial was being created.
+    pending: tuple[str, dict[str, Any]] | None = None
     kill_reason: KillReason | None = None
     kill_message: str = ""
     deadline: threading.Timer | None = None
@@ -272,8 +273,11 @@ class KubernetesLauncher(Launcher):
         if killed:
             self._delete_killed(trial)
             return
-        if pending is not None and pending["metadata"].get("uid") == trial.uid:
-            self._evaluate(trial, pending)
+        if pending is not None and pending[1]["metadata"].get("uid") == trial.uid:
+            if pending[0] == "DELETED":  # deleted before the create call returned
+                self._deleted(trial)
+            else:
+                self._evaluate(trial, pending[1])
 
     def _create_object(self, trial: _Trial, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create the workload; on a name already taken by this trial's own workload (a
@@ -394,7 +398,7 @@ class KubernetesLauncher(Launcher):
             if trial.state == "ended":
                 return
             if trial.state == "creating":
-                trial.pending = obj
+                trial.pending = (kind, obj)
                 return
             if trial.uid and uid != trial.uid:
                 return  # an older object of the same name
