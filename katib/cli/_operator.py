@@ -43,7 +43,8 @@ def operator(
     """Run Experiment custom resources: trials as cluster workloads, Katib's status.
 
     One replica acts at a time (a Lease); others wait. SIGTERM stops it cleanly: trial
-    workloads keep running and the next leader follows them.
+    workloads keep running and the next leader follows them. Trials whose template is a
+    Kubeflow Pipelines Run go to the KFP API named by KFP_HOST (bearer token: KFP_TOKEN).
     """
     try:
         from katib.operator import Operator, OperatorSettings

@@ -84,6 +84,8 @@ PUSH_PARAMETERS = {
     "katib_api_token": "KATIB_API_TOKEN",
 }
 _TERMINAL = {"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED"}
+#: A run in one of these states is still going (CANCELING is on its way to CANCELED).
+_LIVE = {"PENDING", "RUNNING", "PAUSED"}
 _METRICS_TYPES = {"Metric", "Metrics", "system.Metrics", "ClassificationMetric"}
 #: How long a killed trial waits for its run to say CANCELED before it is reported Killed.
 _CANCEL_WAIT = 30.0
@@ -160,6 +162,8 @@ class KfpLauncher(Launcher):
         poll_interval: Seconds between two reads of a running run (default:
             ``KATIB_KFP_POLL_SECONDS``, else 5).
         api_factory: Makes the client for a host (tests inject their own).
+        before_create: Called with each trial before its run is created (the operator
+            creates the trial's Trial resource there); an exception does not start the trial.
     """
 
     def __init__(
@@ -169,6 +173,7 @@ class KfpLauncher(Launcher):
         token: str | None = None,
         poll_interval: float | None = None,
         api_factory: Callable[[str, str | None], KfpApi] | None = None,
+        before_create: Callable[[TrialLaunch], object] | None = None,
     ) -> None:
         import os
 
@@ -179,6 +184,7 @@ class KfpLauncher(Launcher):
             else float(os.environ.get("KATIB_KFP_POLL_SECONDS") or 5.0)
         )
         self._api_factory = api_factory or (lambda h, t: KfpApi(h, token=t))
+        self._before_create = before_create
         self._apis: dict[str, KfpApi] = {}
         self._lock = threading.Lock()
         self._trials: dict[str, _Trial] = {}
@@ -196,6 +202,35 @@ class KfpLauncher(Launcher):
             target=self._guarded, args=(trial,), name=f"katib-kfp-{launch.trial}", daemon=True
         )
         thread.start()
+
+    def adopt(self, launch: TrialLaunch, sink: EventSink) -> bool:
+        """Follow the run a stopped or dead controller created for this trial (the newest run
+        named after it), or report how it ended while no one watched."""
+        try:
+            template = KfpRunTemplate.parse(launch.manifest, launch.source_dir)
+        except KfpTemplateError:
+            return False
+        host = template.host or self.host
+        if not host:
+            return False
+        api = self._api(host)
+        try:
+            run = self._run_of(api, template, launch)
+        except (KfpApiError, OSError) as e:
+            log.warning("cannot adopt trial %s: listing its KFP runs failed: %s", launch.trial, e)
+            return False
+        if run is None:
+            return False
+        trial = _Trial(launch, sink, run_id=str(run["run_id"]))
+        with self._lock:
+            self._trials[launch.trial] = trial
+        log.info("adopted KFP run %s of trial %s", trial.run_id, launch.trial)
+        thread = threading.Thread(
+            target=self._guarded, args=(trial, api), name=f"katib-kfp-{launch.trial}",
+            daemon=True,
+        )
+        thread.start()
+        return True
 
     def kill(self, trial: str, reason: KillReason, message: str = "") -> None:
         with self._lock:
@@ -228,9 +263,12 @@ class KfpLauncher(Launcher):
 
     # Following one run -----------------------------------------------------------------------
 
-    def _guarded(self, trial: _Trial) -> None:
+    def _guarded(self, trial: _Trial, adopted: KfpApi | None = None) -> None:
         try:
-            self._follow(trial)
+            if adopted is not None:
+                self._watch(trial, adopted)
+            else:
+                self._follow(trial)
         except Exception as e:  # noqa: BLE001 - a trial's thread must always report an end
             log.exception("trial %s: the KFP launcher failed", trial.launch.trial)
             if trial.run_id:
@@ -269,6 +307,24 @@ class KfpLauncher(Launcher):
             )
             return
         api = self._api(host)
+        if self._before_create is not None:
+            try:
+                self._before_create(launch)
+            except Exception as e:  # noqa: BLE001 - the hook's failure is the trial's
+                self._not_started(trial, "LaunchHookError", f"before creating the run: {e}")
+                return
+        try:
+            existing = self._run_of(api, template, launch)
+        except (KfpApiError, OSError) as e:
+            log.debug("trial %s: cannot look for an earlier run: %s", name, e)
+            existing = None
+        if existing is not None and str(existing.get("state") or "") in _LIVE:
+            # A controller died after creating this trial's run: follow it, do not run twice.
+            trial.run_id = str(existing["run_id"])
+            log.info("trial %s: following its KFP run %s, created before", name, trial.run_id)
+            trial.sink(TrialStarted(name, _time(existing.get("created_at")) or time.time()))
+            self._watch(trial, api)
+            return
         try:
             body = self._run_body(api, template, launch)
             run = _retrying(lambda: api.create_run(body), lambda: trial.kill_reason is not None)
@@ -357,6 +413,18 @@ class KfpLauncher(Launcher):
             self._end(trial, TrialEnded(
                 name, Ending.KILLED, f"KFP run {run_id} was cancelled in Kubeflow Pipelines",
                 kill_reason=KillReason.USER))
+
+    def _run_of(
+        self, api: KfpApi, template: KfpRunTemplate, launch: TrialLaunch
+    ) -> dict[str, Any] | None:
+        """The newest run created for this trial (named after it), or None."""
+        experiment_id = template.run.get("experiment_id")
+        runs = api.runs_named(
+            launch.trial, namespace=template.namespace,
+            experiment_id=str(experiment_id) if experiment_id else None,
+        )
+        ours = [r for r in runs if r.get("display_name") == launch.trial and r.get("run_id")]
+        return max(ours, key=lambda r: _time(r.get("created_at")) or 0.0, default=None)
 
     # Building the run ------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Only the endpoints the KFP launcher uses, with the field names of KFP's published v2beta1
 OpenAPI (``backend/api/v2beta1/swagger``): upload a compiled pipeline package, find a
-pipeline by name and its versions, create, get and terminate a run, read an artifact.
+pipeline by name and its versions, create, find (by name), get and terminate a run, read an
+artifact.
 Errors carry the HTTP status and KFP's ``message``; connection failures and 5xx answers are
 :class:`KfpApiError` with ``temporary`` set, so the caller knows that retrying may help.
 """
@@ -92,6 +93,25 @@ class KfpApi:
     def create_run(self, body: Mapping[str, Any]) -> dict[str, Any]:
         params = {"experiment_id": body["experiment_id"]} if body.get("experiment_id") else None
         return self._request("POST", "/runs", params=params, json_body=dict(body))
+
+    def runs_named(
+        self, display_name: str, *, namespace: str | None = None,
+        experiment_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """``GET /runs`` filtered on ``display_name`` (KFP's JSON ``Filter``), newest first."""
+        params: dict[str, Any] = {
+            "filter": json.dumps({"predicates": [{
+                "key": "display_name", "operation": "EQUALS", "string_value": display_name,
+            }]}),
+            "sort_by": "created_at desc",
+            "page_size": 20,
+        }
+        if namespace:
+            params["namespace"] = namespace
+        if experiment_id:
+            params["experiment_id"] = experiment_id
+        answer = self._request("GET", "/runs", params=params)
+        return [dict(r) for r in answer.get("runs") or [] if isinstance(r, Mapping)]
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         return self._request("GET", f"/runs/{quote(run_id, safe='')}")

@@ -150,6 +150,8 @@ class FakeKfp:
                     if version["pipeline_version_id"] == parts[3]:
                         return 200, version
                 return 404, _error(5, f"pipeline version {parts[3]} not found")
+            if method == "GET" and route == "/runs":
+                return self._list_runs(query)
             if method == "POST" and route == "/runs":
                 return self._create_run(json.loads(body or b"{}"), query)
             if route.startswith("/runs/") and route.endswith(":terminate") and method == "POST":
@@ -240,6 +242,26 @@ class FakeKfp:
         }
         self.runs[run_id] = _Run(stored, self.behave(params))
         return 200, stored
+
+    def _list_runs(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """ListRuns: ``filter`` is KFP's JSON Filter; EQUALS on run fields is what is used."""
+        runs = [r.body for r in self.runs.values()]
+        if query.get("filter"):
+            try:
+                predicates = json.loads(query["filter"][0])["predicates"]
+            except (ValueError, KeyError, TypeError):
+                return 400, _error(3, "Invalid input error: cannot parse the filter")
+            for p in predicates:
+                if p.get("operation") != "EQUALS" or "string_value" not in p:
+                    return 400, _error(3, f"unsupported predicate {p}")
+                runs = [r for r in runs if str(r.get(p["key"])) == p["string_value"]]
+        for key in ("experiment_id", "namespace"):
+            if query.get(key):
+                runs = [r for r in runs if r.get(key, query[key][0]) == query[key][0]]
+        runs.sort(key=lambda r: (r["created_at"], r["run_id"]),
+                  reverse="desc" in (query.get("sort_by") or [""])[0])
+        size = int((query.get("page_size") or ["20"])[0])
+        return 200, {"runs": json.loads(json.dumps(runs[:size])), "total_size": len(runs)}
 
     def _advance(self, run: _Run) -> dict[str, Any]:
         run.reads += 1

@@ -360,3 +360,115 @@ def test_the_dispatcher_sends_kills_to_the_launcher_that_took_the_trial(
         dispatcher.kill(trial, KillReason.USER)
     assert default.calls == [("launch", "j"), ("adopt", "j2"), ("kill", "j")]
     assert runs.calls == [("launch", "r"), ("adopt", "r2"), ("kill", "r"), ("kill", "r2")]
+
+
+def left_behind(fake: FakeKfp, manifest: dict[str, Any], trial: str = "exp-abc") -> str:
+    """A run that a controller created for ``trial`` before it died: created through the API
+    as the launcher creates runs (named after the trial), then left alone."""
+    from trial_runner.pipelines import KfpApi
+
+    api = KfpApi(fake.url)
+    try:
+        run = manifest["spec"]["run"]
+        body = {**run, "display_name": trial, "runtime_config": {"parameters": {
+            k: float(v) for k, v in run["runtime_config"]["parameters"].items()}}}
+        return str(api.create_run(body)["run_id"])
+    finally:
+        api.close()
+
+
+def test_a_new_controller_adopts_the_run_a_dead_one_left(
+    fake_kfp: FakeKfp, launcher: KfpLauncher
+) -> None:
+    fake_kfp.behave = lambda p: Script(metrics={"accuracy": 0.8}, reads_until_end=3)
+    manifest = by_version(fake_kfp, lr="0.01")
+    other = left_behind(fake_kfp, manifest, trial="exp-other")
+    run_id = left_behind(fake_kfp, manifest)
+    sink = Sink()
+    assert launcher.adopt(launch_of(manifest), sink)
+    ended = sink.until_end()
+    assert ended.ending == Ending.COMPLETED, ended
+    assert run_id in ended.message and other not in ended.message
+    assert [(o.name, o.value) for o in ended.observations] == [("accuracy", 0.8)]
+    assert len(fake_kfp.run_bodies()) == 2  # nothing created again
+    assert not any(isinstance(e, TrialStarted) for e in sink.seen)  # it was Running already
+
+
+def test_a_run_that_ended_while_no_one_watched_is_reported(
+    fake_kfp: FakeKfp, launcher: KfpLauncher
+) -> None:
+    fake_kfp.behave = lambda p: Script(end="fail", message="train: exit status 3",
+                                       reads_until_end=0)
+    manifest = by_version(fake_kfp, lr="0.01")
+    run_id = left_behind(fake_kfp, manifest)
+    for _ in range(2):  # read by someone else until it ended
+        fake_kfp.handle("GET", f"/apis/v2beta1/runs/{run_id}", {}, {}, b"")
+    sink = Sink()
+    assert launcher.adopt(launch_of(manifest), sink)
+    ended = sink.until_end()
+    assert ended.ending == Ending.FAILED and "exit status 3" in ended.message, ended
+
+
+def test_nothing_to_adopt_without_a_run_named_after_the_trial(
+    fake_kfp: FakeKfp, launcher: KfpLauncher
+) -> None:
+    manifest = by_version(fake_kfp, lr="0.01")
+    left_behind(fake_kfp, manifest, trial="exp-other")
+    assert not launcher.adopt(launch_of(manifest), Sink())
+    assert not launcher.active()
+
+
+def test_launching_again_follows_a_live_run_instead_of_creating_a_second(
+    fake_kfp: FakeKfp, launcher: KfpLauncher
+) -> None:
+    """A controller died after creating the run, before recording the trial Running."""
+    fake_kfp.behave = lambda p: Script(metrics={"accuracy": 0.7}, reads_until_end=3)
+    manifest = by_version(fake_kfp, lr="0.01")
+    run_id = left_behind(fake_kfp, manifest)
+    sink = Sink()
+    launcher.launch(launch_of(manifest), sink)
+    ended = sink.until_end()
+    assert ended.ending == Ending.COMPLETED and run_id in ended.message, ended
+    assert len(fake_kfp.run_bodies()) == 1
+    assert any(isinstance(e, TrialStarted) for e in sink.seen)
+
+
+def test_launching_again_after_a_cancelled_run_creates_a_new_one(
+    fake_kfp: FakeKfp, launcher: KfpLauncher
+) -> None:
+    """Ctrl-C terminated the run; resuming runs the trial again."""
+    manifest = by_version(fake_kfp, lr="0.01")
+    fake_kfp.behave = lambda p: Script(end="hang")
+    old = left_behind(fake_kfp, manifest)
+    fake_kfp.handle("POST", f"/apis/v2beta1/runs/{old}:terminate", {}, {}, b"")
+    fake_kfp.behave = lambda p: Script(metrics={"accuracy": 0.6})
+    sink = Sink()
+    launcher.launch(launch_of(manifest), sink)
+    ended = sink.until_end()
+    assert ended.ending == Ending.COMPLETED and old not in ended.message, ended
+    assert len(fake_kfp.run_bodies()) == 2
+
+
+def test_the_hook_runs_before_the_run_is_created_and_its_failure_is_the_trials(
+    fake_kfp: FakeKfp,
+) -> None:
+    calls: list[str] = []
+
+    def hook(launch: TrialLaunch) -> None:
+        calls.append(launch.trial)
+        if launch.trial == "exp-refused":
+            raise RuntimeError("the Trial resource cannot be created")
+
+    made = KfpLauncher(fake_kfp.url, poll_interval=0.02, before_create=hook)
+    try:
+        manifest = by_version(fake_kfp, lr="0.01")
+        ok, refused = Sink(), Sink()
+        made.launch(launch_of(manifest), ok)
+        made.launch(launch_of(manifest, trial="exp-refused"), refused)
+        assert ok.until_end().ending == Ending.COMPLETED
+        ended = refused.until_end()
+        assert ended.ending == Ending.NOT_STARTED and "Trial resource" in ended.message, ended
+        assert sorted(calls) == ["exp-abc", "exp-refused"]
+        assert [b["display_name"] for b in fake_kfp.run_bodies()] == ["exp-abc"]
+    finally:
+        made.close()
