@@ -61,6 +61,45 @@ class ProcessSpec:
     collectors: Sequence[Any] = ()
 
 
+class LineFeed:
+    """Output as it comes, cut into lines for a line parser; what each line yields.
+
+    A line longer than :data:`MAX_PARSED_LINE` is parsed up to that length, the rest of it
+    skipped; a last line without a newline is parsed by :meth:`finish`.
+    """
+
+    def __init__(self, parse: LineParser) -> None:
+        self.parse = parse
+        self._partial = bytearray()
+        self._skipping = False  # inside a line longer than MAX_PARSED_LINE
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        found: list[Any] = []
+        partial = self._partial
+        partial += chunk
+        start = 0
+        while True:
+            nl = partial.find(b"\n", start)
+            if nl < 0:
+                break
+            if not self._skipping:
+                found.extend(self.parse(bytes(partial[start : min(nl, start + MAX_PARSED_LINE)])))
+            self._skipping = False
+            start = nl + 1
+        del partial[:start]
+        if len(partial) > MAX_PARSED_LINE:
+            if not self._skipping:
+                found.extend(self.parse(bytes(partial[:MAX_PARSED_LINE])))
+            self._skipping = True
+            partial.clear()
+        return found
+
+    def finish(self) -> list[Any]:
+        if self._partial and not self._skipping:
+            return list(self.parse(bytes(self._partial[:MAX_PARSED_LINE])))
+        return []
+
+
 @dataclass
 class _Running:
     name: str
@@ -137,11 +176,9 @@ class ProcessRunner:
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         pending: list[Any] = []
-        partial = bytearray()
-        skipping = False  # inside a line longer than MAX_PARSED_LINE
+        lines = None if spec.parse_line is None else LineFeed(spec.parse_line)
         last_report = time.monotonic()
         exited_at: float | None = None
-        parse = spec.parse_line
         collectors = list(spec.collectors)
         last_poll = 0.0
         try:
@@ -169,34 +206,17 @@ class ProcessRunner:
                     break
                 log.write(chunk)
                 log.flush()  # the log is read live (``katib logs --follow``)
-                if parse is None:
+                if lines is None:
                     continue
-                partial += chunk
-                start = 0
-                while True:
-                    nl = partial.find(b"\n", start)
-                    if nl < 0:
-                        break
-                    if not skipping:
-                        pending.extend(
-                            parse(bytes(partial[start : min(nl, start + MAX_PARSED_LINE)]))
-                        )
-                    skipping = False
-                    start = nl + 1
-                del partial[:start]
-                if len(partial) > MAX_PARSED_LINE:
-                    if not skipping:
-                        pending.extend(parse(bytes(partial[:MAX_PARSED_LINE])))
-                    skipping = True
-                    partial.clear()
+                pending.extend(lines.feed(chunk))
                 now = time.monotonic()
                 if pending and now - last_report >= REPORT_INTERVAL:
                     log.flush()
                     sink(MetricsReported(running.name, pending))
                     pending = []
                     last_report = now
-            if parse is not None and partial and not skipping:
-                pending.extend(parse(bytes(partial[:MAX_PARSED_LINE])))
+            if lines is not None:
+                pending.extend(lines.finish())
         except Exception as e:  # noqa: BLE001 - a reader failure must still end the trial
             with contextlib.suppress(OSError):
                 log.write(f"\n[katib] reading trial output failed: {e}\n".encode())

@@ -6,7 +6,9 @@ rendered workload becomes an argv (``python`` is the interpreter that runs katib
 folder, the trial gets its own folder where configured metrics paths and ports are mapped
 (:mod:`trial_runner._collect`), its own checkpoint folder seeded from its parent's (PBT),
 a share of the cores for math libraries and GPUs of its own (:mod:`trial_runner._resources`),
-and a process group that is stopped as a whole (:mod:`trial_runner._process`).
+and a process group that is stopped as a whole (:mod:`trial_runner._process`). With
+``function_pool``, function trials whose template asks for it run in reusable workers
+instead (:mod:`trial_runner._pool`).
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ from trial_runner._launch import (
     TrialEnded,
     TrialLaunch,
 )
+from trial_runner._pool import EXECUTOR_ANNOTATION, WorkerPool, pool_script
 from trial_runner._process import ProcessRunner, ProcessSpec, kill_by_environment, kill_leftover
 from trial_runner._resources import GpuPool, ResourceError, gpus_requested, thread_env
+from trial_runner._worker import ENTRY_POINT as POOL_ENTRY_POINT
 from trial_runner.metrics import MetricsParser
 
-__all__ = ["LocalProcessLauncher"]
+__all__ = ["EXECUTOR_ANNOTATION", "POOL_ENTRY_POINT", "LocalProcessLauncher"]
 
 
 @dataclass
@@ -55,13 +59,23 @@ class LocalProcessLauncher(Launcher):
             (``trials/<ns>/<exp>/<trial>`` for metrics files, ``checkpoints/...`` for PBT).
         gpus: GPU ids to hand out (default: ``CUDA_VISIBLE_DEVICES`` or what nvidia-smi lists).
         grace_seconds: How long a stopped trial has between SIGTERM and SIGKILL.
+        function_pool: Run the trials whose template carries ``katib-local/executor: pool``
+            (``tune()``'s function trials) in reusable worker processes that import their
+            script once (:mod:`trial_runner._pool`); the others, and every trial without
+            it, run as a process each. For trusted code only: a server leaves it off.
     """
 
     def __init__(
-        self, home: Path, *, gpus: list[str] | None = None, grace_seconds: float = 5.0
+        self,
+        home: Path,
+        *,
+        gpus: list[str] | None = None,
+        grace_seconds: float = 5.0,
+        function_pool: bool = False,
     ) -> None:
         self.home = home
         self.processes = ProcessRunner(grace_seconds=grace_seconds)
+        self.pool = WorkerPool(grace_seconds=grace_seconds) if function_pool else None
         self.gpu_pool = GpuPool(gpus)
         self._lock = threading.Lock()
         self._queued: deque[_Queued] = deque()
@@ -102,6 +116,8 @@ class LocalProcessLauncher(Launcher):
             queued.sink(_killed_before_start(queued.launch, reason, message))
             return
         self.processes.kill(trial, reason, message)
+        if self.pool is not None:
+            self.pool.kill(trial, reason, message)
 
     def kill_all(self, reason: KillReason, *, wait: float = 5.0) -> None:
         with self._lock:
@@ -109,7 +125,26 @@ class LocalProcessLauncher(Launcher):
             self._queued.clear()
         for q in queued:
             q.sink(_killed_before_start(q.launch, reason, ""))
-        self.processes.kill_all(reason, wait=wait)
+        if self.pool is None:
+            self.processes.kill_all(reason, wait=wait)
+            return
+        threads = [
+            threading.Thread(target=runner.kill_all, args=(reason,), kwargs={"wait": wait})
+            for runner in (self.processes, self.pool)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def close(self) -> None:
+        """Stop the pool's idle workers (the driver's experiments have ended)."""
+        if self.pool is not None:
+            self.pool.close()
+
+    def active(self) -> list[str]:
+        """The trials running now."""
+        return self.processes.active() + (self.pool.active() if self.pool is not None else [])
 
     def clean_up(self, trial: str, pid: int | None, started_at: float | None) -> None:
         if pid is not None:
@@ -144,6 +179,16 @@ class LocalProcessLauncher(Launcher):
         except KatibError as e:
             self._release(launch.trial)
             sink(_not_started(launch, "InvalidTrialTemplate", str(e)))
+            return
+        pooled = None if self.pool is None or self.gpu_pool.owned(launch.trial) else (
+            pool_script(launch.manifest, spec)
+        )
+        if self.pool is not None and pooled is not None:
+            key, args = pooled
+            self.pool.start(
+                launch.trial, spec, key, args, sink, limit=launch.parallel_trial_count,
+                on_exit=lambda: self._release(launch.trial),
+            )
             return
         self.processes.start(
             launch.trial, spec, sink, on_exit=lambda: self._release(launch.trial)

@@ -55,6 +55,7 @@ from katib.sdk._errors import (
     NotRunningError,
 )
 from katib.sdk._objective import (
+    EXECUTORS,
     SCRIPT_NAME,
     build_experiment,
     check_parameters,
@@ -64,6 +65,7 @@ from katib.sdk._objective import (
     inline_command,
     missing_packages,
     script_text,
+    stored_executor,
     trial_call_spec,
 )
 from katib.sdk._progress import Progress, TrialNews, wanted
@@ -71,7 +73,7 @@ from katib.sdk._types import LoggedMetric, MetricLog, OptimalTrial, ParetoTrial
 from katib.spec import Experiment, load_experiments, parse_experiment, validate_restart
 from katib.storage import Storage, default_url, katib_home, normalize_url
 from trial_runner.local import LocalProcessLauncher
-from trial_runner.pipelines import with_pipeline_runs
+from trial_runner.pipelines import KindDispatcher, with_pipeline_runs
 
 if TYPE_CHECKING:
     import pandas
@@ -366,8 +368,9 @@ class KatibClient:
         load_if_exists: bool = False,
         show_progress: bool | None = None,
         resume_policy: str | None = None,
+        executor: str | None = None,
     ) -> dict[str, Any]:
-        """Tune a Python function: each trial calls ``objective(parameters)`` in its own process.
+        """Tune a Python function: each trial calls ``objective(parameters)`` once.
 
         As Katib's SDK does, the function's source (not a pickle) is shipped, so it must be
         self-contained (imports inside it). Embedded, the source is written into a script
@@ -379,6 +382,17 @@ class KatibClient:
         ``name=value`` lines (the StdOut collector reads them), calling
         ``katib.report_metrics({...})``, or returning a dict of metrics (or one number: the
         objective metric's value).
+
+        Embedded, trials run by default in a pool of worker processes (``executor="pool"``),
+        ``parallel_trial_count`` of them, each of which imports the script once and then
+        calls the function for one trial at a time: a cheap trial costs milliseconds
+        instead of an interpreter start. Each trial keeps its own log, metrics, deadline and
+        kill; a trial that crashes its worker (``os._exit``, a segfault) or is killed
+        (early stopping, ``stop_experiment()``, Ctrl-C, a deadline) takes its worker with
+        it, and a fresh worker runs the next one. What a trial leaves in its worker (module
+        globals, threads) is seen by later trials of that worker; ``executor="process"``
+        runs each trial in a fresh process instead, as through a server, where trials always
+        are processes (a server runs others' code).
 
         Args:
             name: The experiment's name.
@@ -425,6 +439,12 @@ class KatibClient:
             resume_policy: Katib's ``resumePolicy``: ``Never`` (default), ``LongRunning`` or
                 ``FromVolume``; the last two let a finished experiment restart with a larger
                 budget (edit_experiment_budget, or tune again with ``load_if_exists``).
+            executor: How trials run, embedded: ``"pool"`` (default embedded) in reusable
+                worker processes, or ``"process"``, a fresh ``python`` process per trial.
+                Through a server only ``"process"`` is possible (the default there): the
+                server runs each trial of others' code in its own process, and ``"pool"``
+                raises ``InvalidArgumentError``. The choice is stored with the experiment
+                (an annotation of the trial template); resuming keeps it.
 
         Returns:
             The Katib Experiment (a dict with ``status``), finished when ``wait``.
@@ -434,7 +454,8 @@ class KatibClient:
                 names defined outside it, not one argument).
             InvalidArgumentError: ``parameters`` or another argument is unusable,
                 ``packages_to_install`` are not installed (embedded), or (remote) the
-                function's script is too long for one command-line argument (128 KiB).
+                function's script is too long for one command-line argument (128 KiB) or
+                ``executor="pool"`` was asked for.
             InvalidExperimentError: the resulting experiment is invalid (field errors).
             ConflictError: the experiment exists already (without ``load_if_exists``), or
                 (with it) exists with another search space, is run by another process, or
@@ -449,6 +470,7 @@ class KatibClient:
         for what, value in (("name", name), ("namespace", ns)):
             if not isinstance(value, str) or not value:
                 raise InvalidArgumentError(f"{what}: expected a non-empty string, got {value!r}")
+        executor = self._executor(executor)
         params = check_parameters(parameters)
         source = function_source(objective)
         packages = check_requirements(packages_to_install or [])
@@ -467,27 +489,32 @@ class KatibClient:
             command = inline_command(text)
         else:
             command = ["python", "-u", str(script)]
-        document = build_experiment(
-            name=name,
-            namespace=ns,
-            parameters=params,
-            command=command,
-            base_image=base_image,
-            env_per_trial=env_per_trial,
-            algorithm_name=algorithm_name,
-            algorithm_settings=algorithm_settings,
-            objective_metric_name=objective_metric_name,
-            additional_metric_names=additional_metric_names,
-            objective_type=objective_type,
-            objective_goal=objective_goal,
-            max_trial_count=max_trial_count,
-            parallel_trial_count=parallel_trial_count,
-            max_failed_trial_count=max_failed_trial_count,
-            resources_per_trial=resources_per_trial,
-            retain_trials=retain_trials,
-            metrics_collector_config=metrics_collector_config,
-            resume_policy=resume_policy,
-        )
+
+        def experiment(executor: str) -> dict[str, Any]:
+            return build_experiment(
+                name=name,
+                namespace=ns,
+                parameters=params,
+                command=command,
+                base_image=base_image,
+                env_per_trial=env_per_trial,
+                algorithm_name=algorithm_name,
+                algorithm_settings=algorithm_settings,
+                objective_metric_name=objective_metric_name,
+                additional_metric_names=additional_metric_names,
+                objective_type=objective_type,
+                objective_goal=objective_goal,
+                max_trial_count=max_trial_count,
+                parallel_trial_count=parallel_trial_count,
+                max_failed_trial_count=max_failed_trial_count,
+                resources_per_trial=resources_per_trial,
+                retain_trials=retain_trials,
+                metrics_collector_config=metrics_collector_config,
+                resume_policy=resume_policy,
+                executor=executor,
+            )
+
+        document = experiment(executor)
         exp = self._validated(document, ns, None)
         try:
             existing: dict[str, Any] | None = self._backend.get_experiment(ns, name)
@@ -500,6 +527,10 @@ class KatibClient:
                     "continues it (or returns it, when it has finished); "
                     f"delete_experiment({name!r}) removes it"
                 )
+            stored = stored_executor(existing)
+            if stored != executor:
+                # Not a change of the search: it keeps the executor it was created with.
+                exp = self._validated(experiment(stored), ns, None)
             script_body = None
             if self._local is not None:
                 script_body = script_text(source, call_spec, ns, name)
@@ -530,6 +561,21 @@ class KatibClient:
         record = self._storage.get_experiment_by_id(record.id)
         logger.info("experiment %s/%s created; trials run %s", ns, name, script)
         return self._start(record, wait=wait, show_progress=show_progress)
+
+    def _executor(self, executor: str | None) -> str:
+        """tune()'s ``executor``: the default of the mode, or the one asked for."""
+        if executor is None:
+            return "process" if self.remote else "pool"
+        if executor not in EXECUTORS:
+            raise InvalidArgumentError(
+                f"executor: expected 'pool' or 'process', got {executor!r}"
+            )
+        if executor == "pool" and self.remote:
+            raise InvalidArgumentError(
+                "executor: a server runs each trial in its own process (it runs others' "
+                "code); executor='pool' is for embedded mode (KatibClient() without a URL)"
+            )
+        return executor
 
     def _load(
         self,
@@ -1193,9 +1239,11 @@ class KatibClient:
             raise ConflictError(
                 f"experiment {where} is being run by another controller ({record.owner})"
             )
+        # The worker pool runs only the trials whose template asks for it (tune()'s default).
+        launcher = with_pipeline_runs(LocalProcessLauncher(katib_home(), function_pool=True))
         loop = ControllerLoop(
             self._storage,
-            with_pipeline_runs(LocalProcessLauncher(katib_home())),
+            launcher,
             logs_root=katib_home() / "logs",
             source=FixedExperiments([record]),
             push=LoopbackPush(),
@@ -1207,16 +1255,22 @@ class KatibClient:
                 f"{record.name}`) resumes it"
             ),
         )
-        loop.start_experiments()
+        try:
+            loop.start_experiments()
+        except BaseException:
+            launcher.close()
+            raise
         if wait:
             try:
                 loop.run()
             except Interrupted as e:
                 raise KeyboardInterrupt from e
+            finally:
+                launcher.close()
         else:
             threading.Thread(
                 target=_run_in_background,
-                args=(loop, where),
+                args=(loop, launcher, where),
                 name=f"katib-{record.namespace}-{record.name}",
             ).start()
         return service.experiment_view(self._storage, self._storage.get_experiment_by_id(record.id))
@@ -1232,11 +1286,13 @@ def _best_value(experiment: Mapping[str, Any]) -> float | None:
     return metric_values(fake, objective).get(objective.objective_metric_name or "")
 
 
-def _run_in_background(loop: ControllerLoop, where: str) -> None:
+def _run_in_background(loop: ControllerLoop, launcher: KindDispatcher, where: str) -> None:
     try:
         loop.run(handle_signals=False)
     except Exception:  # noqa: BLE001 - nobody to raise to: the experiment's status tells
         logger.exception("run of experiment %s failed", where)
+    finally:
+        launcher.close()
 
 
 def _run_here(record: ExperimentRecord) -> bool:
