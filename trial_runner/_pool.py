@@ -44,6 +44,7 @@ from trial_runner._launch import (
     TrialStarted,
 )
 from trial_runner._process import REPORT_INTERVAL, LineFeed, ProcessSpec, describe_exit
+from trial_runner.metrics import Observation
 
 #: The pod-template annotation by which a trial template asks for a worker pool locally.
 EXECUTOR_ANNOTATION = "katib-local/executor"
@@ -356,10 +357,42 @@ class WorkerPool:
     # One trial -------------------------------------------------------------------------------
 
     def _supervise(self, running: _Running) -> None:
+        try:
+            code, crashed, pending = self._follow(running)
+        except Exception as e:  # noqa: BLE001 - a supervisor failure must still end the trial
+            running.worker.signal(signal.SIGKILL)
+            code, crashed, pending = None, True, []
+            with contextlib.suppress(OSError), open(running.spec.log_path, "ab") as out:
+                out.write(f"\n[katib] following the trial failed: {e!r}\n".encode())
+        worker, spec = running.worker, running.spec
+        for timer in running.timers:
+            timer.cancel()
+        with self._lock:
+            self._running.pop(running.name, None)
+            reuse = not crashed and not running.stopping
+        if reuse:
+            # Back before the end is reported: the controller's next launch finds it idle.
+            self._give_back(worker)
+        else:
+            worker.stop(wait=0.0)
+        if crashed and running.kill_reason is None and not running.deadline_exceeded:
+            with contextlib.suppress(OSError), open(spec.log_path, "ab") as out:
+                out.write(
+                    f"\n[katib] the pool worker running this trial (pid {worker.pid}) "
+                    f"{_ended_how(code)}; it is replaced\n".encode()
+                )
+        if running.on_exit is not None:
+            running.on_exit()
+        running.sink(_ended(running, code, crashed, pending))
+
+    def _follow(self, running: _Running) -> tuple[int | None, bool, list[Any]]:
+        """Wait for the trial's end, reading metrics from its log as they come; (exit
+        status, whether the worker died, observations not reported yet)."""
         spec, worker = running.spec, running.worker
         lines = None if spec.parse_line is None else LineFeed(spec.parse_line)
         pending: list[Any] = []
         code: int | None = None
+        returned: dict[str, float] = {}
         crashed = False
         last_report = time.monotonic()
         with open(spec.log_path, "rb") as log:
@@ -376,6 +409,7 @@ class WorkerPool:
                         pending.extend(lines.feed(chunk))
                 if answer is not None:
                     code = int(answer.get("exit", 1))
+                    returned = answer.get("metrics") or {}
                     break
                 if pending and time.monotonic() - last_report >= REPORT_INTERVAL:
                     running.sink(MetricsReported(running.name, pending))
@@ -387,25 +421,10 @@ class WorkerPool:
             if lines is not None:
                 pending.extend(lines.feed(log.read()))
                 pending.extend(lines.finish())
-        for timer in running.timers:
-            timer.cancel()
-        with self._lock:
-            self._running.pop(running.name, None)
-            reuse = not crashed and not running.stopping
-        if reuse:
-            # Back before the end is reported: the controller's next launch finds it idle.
-            self._give_back(worker)
-        else:
-            worker.stop(wait=0.0)
-        if crashed and running.kill_reason is None and not running.deadline_exceeded:
-            with open(spec.log_path, "ab") as out:
-                out.write(
-                    f"\n[katib] the pool worker running this trial (pid {worker.pid}) "
-                    f"{_ended_how(code)}; it is replaced\n".encode()
-                )
-        if running.on_exit is not None:
-            running.on_exit()
-        running.sink(_ended(running, code, crashed, pending))
+        # What the function returned, as the trial would have pushed it, after its output.
+        now = time.time()
+        pending.extend(Observation(name, value, None, now) for name, value in returned.items())
+        return code, crashed, pending
 
 
 def _ended_how(code: int | None) -> str:

@@ -2,13 +2,16 @@
 
 :mod:`trial_runner._pool` starts it as ``python [-u] _worker.py FD SCRIPT``: run by path, not
 as a module of the package, so that it imports nothing but the standard library before the
-script does. The script defines ``__katib_trial__(argv)``, which is what
-``python SCRIPT ARGS`` would run; each request on the channel (socket ``FD``, one JSON object
-per line) names a trial's arguments, environment, folder and log file. For the length of a
-trial, the log file is the worker's stdout and stderr (file descriptors 1 and 2, so that
-output of C code and of child processes lands there too), and the worker answers with the
-exit status ``python SCRIPT ARGS`` would have had: 0, the ``sys.exit`` code, or 1 with the
-traceback in the log.
+script does. The script defines ``__katib_trial__(argv, report)``, which is what
+``python SCRIPT ARGS`` runs, and which, called with ``report=False``, returns the trial's
+metrics (``{name: number}``) instead of reporting them itself.
+
+Each request on the channel (socket ``FD``, one JSON object per line) names a trial's
+arguments, environment, folder and log file. For the length of a trial, the log file is the
+worker's stdout and stderr (file descriptors 1 and 2, so that output of C code and of child
+processes lands there too). The worker answers with the exit status ``python SCRIPT ARGS``
+would have had (0, the ``sys.exit`` code, or 1 with the traceback in the log) and the
+metrics the entry point returned.
 
 The worker is its own process group: stopping a trial (a kill, a deadline) stops the worker,
 which the pool then replaces. It ends itself when the channel closes, and when the process
@@ -30,7 +33,8 @@ import traceback
 from types import ModuleType
 from typing import Any
 
-#: The function a poolable script defines: what ``python SCRIPT ARGS`` calls with ``ARGS``.
+#: The function a poolable script defines: what ``python SCRIPT ARGS`` calls with ``ARGS``;
+#: called as ``ENTRY_POINT(args, False)`` it returns the metrics instead of reporting them.
 ENTRY_POINT = "__katib_trial__"
 #: The name the script's module gets (it is not ``__main__``: its main block must not run).
 MODULE_NAME = "__katib_trial_script__"
@@ -57,8 +61,8 @@ def main() -> int:
             buffer += chunk
         line, _, buffer = buffer.partition(b"\n")
         request = json.loads(line)
-        code, module = _run(request, script, module, base_env, devnull)
-        channel.sendall(json.dumps({"exit": code}).encode() + b"\n")
+        code, metrics, module = _run(request, script, module, base_env, devnull)
+        channel.sendall(json.dumps({"exit": code, "metrics": metrics}).encode() + b"\n")
         if module is None:
             return 0  # the script could not be imported: a fresh worker tries again
 
@@ -69,8 +73,8 @@ def _run(
     module: ModuleType | None,
     base_env: dict[str, str],
     devnull: int,
-) -> tuple[int, ModuleType | None]:
-    """Run one trial with its output in its log; (exit status, the imported script)."""
+) -> tuple[int, dict[str, float], ModuleType | None]:
+    """Run one trial with its output in its log; (exit status, metrics, the script)."""
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
@@ -79,11 +83,12 @@ def _run(
     argv = [str(a) for a in request["argv"]]
     sys.argv = [script, *argv]
     code = 0
+    metrics: dict[str, float] = {}
     try:
         os.chdir(request["cwd"])
         if module is None:
             module = _import(script)
-        getattr(module, ENTRY_POINT)(argv)
+        metrics = _metrics(getattr(module, ENTRY_POINT)(argv, False))
     except SystemExit as e:
         code = _exit_status(e)
     except BaseException as e:  # noqa: BLE001 - as Python itself: the traceback, status 1
@@ -97,7 +102,13 @@ def _run(
                 pass
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-    return code, module
+    return code, metrics, module
+
+
+def _metrics(result: Any) -> dict[str, float]:
+    if not isinstance(result, dict):
+        return {}
+    return {str(k): float(v) for k, v in result.items() if isinstance(v, int | float)}
 
 
 def _import(script: str) -> ModuleType:

@@ -23,12 +23,20 @@ _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def run_trial(
-    function: Callable[[dict[str, Any]], Any], spec_json: str, argv: Sequence[str] | None = None
-) -> None:
+    function: Callable[[dict[str, Any]], Any],
+    spec_json: str,
+    argv: Sequence[str] | None = None,
+    *,
+    report_result: bool = True,
+) -> dict[str, float]:
     """Call ``function`` with this trial's parameters and report what it returns.
 
     The function may print ``name=value`` lines (the StdOut collector reads them), call
     ``katib.report_metrics``, or return a dict of metrics or one number (the objective).
+
+    Returns:
+        The metrics the function returned. With ``report_result`` False they are not
+        reported here: a pool worker hands them to its launcher with the trial's end.
     """
     spec = json.loads(spec_json)
     try:
@@ -45,11 +53,12 @@ def run_trial(
         metrics = result_metrics(result, spec.get("objectiveMetricName"))
     except ValueError as e:
         sys.exit(f"katib: {e}")
-    if metrics:
+    if metrics and report_result:
         try:
             report(metrics)
         except ReportError as e:
             sys.exit(f"katib: {e}")
+    return metrics
 
 
 def parse_parameters(spec: Mapping[str, Any], argv: Sequence[str]) -> dict[str, Any]:
