@@ -109,7 +109,8 @@ class _Worker:
         ours, theirs = socket.socketpair()
         try:
             self.proc = subprocess.Popen(
-                [key.interpreter, *key.flags, _WORKER, str(theirs.fileno()), key.script],
+                [key.interpreter, *key.flags, _WORKER, str(theirs.fileno()), key.script,
+                 str(os.getpid())],
                 env={**os.environ, **env},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -1,6 +1,6 @@
 """A pool worker: imports one trial script once, then runs its trials one at a time.
 
-:mod:`trial_runner._pool` starts it as ``python [-u] _worker.py FD SCRIPT``: run by path, not
+:mod:`trial_runner._pool` starts it as ``python [-u] _worker.py FD SCRIPT PID``: run by path, not
 as a module of the package, so that it imports nothing but the standard library before the
 script does. The script defines ``__katib_trial__(argv, report)``, which is what
 ``python SCRIPT ARGS`` runs, and which, called with ``report=False``, returns the trial's
@@ -42,12 +42,13 @@ _PARENT_POLL = 0.5
 
 
 def main() -> int:
-    fd, script = int(sys.argv[1]), os.path.abspath(sys.argv[2])
+    fd, script, parent = int(sys.argv[1]), os.path.abspath(sys.argv[2]), int(sys.argv[3])
     # As for ``python SCRIPT``: the script's folder first on the path (not this file's).
     sys.path[0] = os.path.dirname(script)
     channel = socket.socket(fileno=fd)
     os.set_inheritable(fd, False)  # the trial's child processes must not hold the channel
-    _watch_parent(os.getppid())
+    # The pool's pid comes as an argument: it may be gone before this line runs.
+    _watch_parent(parent)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     base_env = dict(os.environ)
@@ -163,10 +164,9 @@ def _watch_parent(parent: int) -> None:
     """End the worker and what it started once the pool's process is gone (it was killed)."""
 
     def watch() -> None:
-        while True:
+        while os.getppid() == parent:
             time.sleep(_PARENT_POLL)
-            if os.getppid() != parent:
-                os.killpg(os.getpgid(0), signal.SIGKILL)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
 
     threading.Thread(target=watch, name="katib-parent-watch", daemon=True).start()
 
