@@ -6,8 +6,10 @@ same run.
 
 Each repetition runs, alternately and each in a fresh process and a fresh temporary folder:
 
-* ``katib``: ``KatibClient().tune(...)`` embedded (SQLite in KATIB_HOME), TPE with
-  ``random_state``, one trial at a time, the function returning its loss;
+* ``katib-pool``: ``KatibClient().tune(..., executor="pool")`` embedded (SQLite in
+  KATIB_HOME), TPE with ``random_state``, one trial at a time, the function returning its
+  loss: trials run in a reused worker process that imported the function once;
+* ``katib-process``: the same with ``executor="process"``, a fresh process per trial;
 * ``optuna-sqlite``: ``optuna.create_study(storage="sqlite:///...")`` + ``study.optimize``
   with TPESampler(seed), the same function;
 * ``optuna-memory``: the same study in memory.
@@ -18,6 +20,10 @@ medians over the repetitions.
 
     python benchmarks/function_trials.py                  # 200 trials, 3 repetitions
     python benchmarks/function_trials.py --trials 50 --reps 1 --json out.json
+    python benchmarks/function_trials.py --kinds katib-pool --profile prof.txt  # py-spy
+
+``--profile FILE`` runs each katib kind under ``py-spy record --format raw`` (py-spy must be
+installed) and writes the stacks to FILE (one per kind: FILE.<kind>).
 """
 
 from __future__ import annotations
@@ -41,14 +47,14 @@ def objective(parameters):
     x, y = parameters["x"], parameters["y"]
     return (x - 0.3) ** 2 + (y + 0.2) ** 2
 
-n = int(sys.argv[1])
+n, executor = int(sys.argv[1]), sys.argv[2]
 client = KatibClient()
 start = time.perf_counter()
 client.tune("bench", objective, {"x": search.double(-1, 1), "y": search.double(-1, 1)},
             algorithm_name="tpe", algorithm_settings={"random_state": 1},
             objective_metric_name="loss", objective_type="minimize",
             max_trial_count=n, parallel_trial_count=1, max_failed_trial_count=0,
-            show_progress=False)
+            show_progress=False, executor=executor)
 seconds = time.perf_counter() - start
 trials = client.list_trials("bench")
 print(json.dumps({"seconds": seconds, "trials": len(trials)}))
@@ -73,15 +79,18 @@ print(json.dumps({"seconds": seconds, "trials": len(study.trials)}))
 """
 
 
-def run(kind: str, trials: int) -> dict[str, Any]:
+def run(kind: str, trials: int, profile: str | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KATIB_")}
         env["KATIB_HOME"] = tmp
-        if kind == "katib":
+        if kind.startswith("katib-"):
             # tune() ships the function's source, so it must live in a file.
             script = Path(tmp) / "bench_katib.py"
             script.write_text(KATIB)
-            argv = [sys.executable, str(script), str(trials)]
+            argv = [sys.executable, str(script), str(trials), kind.removeprefix("katib-")]
+            if profile:
+                argv = ["py-spy", "record", "--format", "raw", "--rate", "200",
+                        "--output", f"{profile}.{kind}", "--", *argv]
         else:
             storage = f"sqlite:///{tmp}/optuna.db" if kind == "optuna-sqlite" else ""
             argv = [sys.executable, "-c", OPTUNA, str(trials), storage]
@@ -98,15 +107,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--kinds", default="katib,optuna-sqlite,optuna-memory")
+    ap.add_argument("--kinds", default="katib-pool,katib-process,optuna-sqlite,optuna-memory")
     ap.add_argument("--json", dest="json_path")
+    ap.add_argument("--profile", help="py-spy raw stacks of each katib kind to PROFILE.<kind>")
     args = ap.parse_args()
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     load_before = os.getloadavg()
     samples: dict[str, list[float]] = {k: [] for k in kinds}
     for rep in range(args.reps):
         for kind in kinds if rep % 2 == 0 else reversed(kinds):
-            seconds = run(kind, args.trials)["seconds"]
+            seconds = run(kind, args.trials, args.profile)["seconds"]
             samples[kind].append(seconds)
             print(
                 f"  rep {rep + 1} {kind:14} {seconds:7.2f} s "
@@ -118,11 +128,13 @@ def main() -> int:
         f"{args.trials} TPE trials, {args.reps} alternated repetitions, medians; "
         f"load average {load_before} -> {os.getloadavg()}.\n"
     )
-    print("| runner | ms / trial | vs katib |")
-    print("|---|---:|---:|")
+    base = per_trial.get("katib-pool")
+    print("| runner | ms / trial (runs) | median | runner / katib-pool |")
+    print("|---|---|---:|---:|")
     for kind, ms in per_trial.items():
-        ratio = ms / per_trial["katib"] if "katib" in per_trial else float("nan")
-        print(f"| {kind} | {ms:.1f} | {ratio:.2f} |")
+        runs = ", ".join(f"{1000 * v / args.trials:.1f}" for v in samples[kind])
+        ratio = f"{ms / base:.2f}" if base else "-"
+        print(f"| {kind} | {runs} | {ms:.1f} | {ratio} |")
     if args.json_path:
         Path(args.json_path).write_text(
             json.dumps(

@@ -424,9 +424,11 @@ def _run_experiments(
         records = [admit(storage, exp, source_dir=source_dir) for exp in experiments]
     console = _out(quiet)
     progress = LiveProgress(console)
+    # The worker pool takes only the trials whose template asks for it (tune()'s default).
+    launcher = with_pipeline_runs(LocalProcessLauncher(katib_home(), function_pool=True))
     loop = ControllerLoop(
         storage,
-        with_pipeline_runs(LocalProcessLauncher(katib_home())),
+        launcher,
         logs_root=_logs_root(),
         source=FixedExperiments(records),
         push=LoopbackPush(),
@@ -450,6 +452,8 @@ def _run_experiments(
             "NAME`) to resume"
         )
         return EXIT_INTERRUPTED
+    finally:
+        launcher.close()
     from katib.client import LocalBackend
 
     backend = LocalBackend(storage)  # the run's own storage: not closed here
