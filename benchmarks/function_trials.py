@@ -97,7 +97,9 @@ def run(kind: str, trials: int, profile: str | None = None) -> dict[str, Any]:
         proc = subprocess.run(argv, env=env, cwd=tmp, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"{kind} failed:\n{proc.stderr[-3000:]}")
-        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        # The last JSON line (py-spy, when profiling, prints after it).
+        line = [x for x in proc.stdout.splitlines() if x.startswith("{")][-1]
+        result: dict[str, Any] = json.loads(line)
         if result["trials"] != trials:
             raise SystemExit(f"{kind} ran {result['trials']} trials, not {trials}")
         return result
