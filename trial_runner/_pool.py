@@ -111,7 +111,9 @@ class _Worker:
             self.proc = subprocess.Popen(
                 [key.interpreter, *key.flags, _WORKER, str(theirs.fileno()), key.script,
                  str(os.getpid())],
-                env={**os.environ, **env},
+                # Not the first trial's name: a search for a trial's leftovers by its
+                # environment (kill_by_environment) must not find the worker.
+                env={k: v for k, v in {**os.environ, **env}.items() if k != "KATIB_TRIAL_NAME"},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -125,6 +125,25 @@ def test_the_executor_argument(client: KatibClient) -> None:
     assert client.list_experiments() == []
 
 
+def test_load_if_exists_keeps_the_executor_the_experiment_was_created_with(
+    client: KatibClient,
+) -> None:
+    def f(parameters: dict[str, float]) -> float:
+        return parameters["x"]
+
+    common: dict[str, Any] = {"objective_metric_name": "loss", "resume_policy": "LongRunning",
+                              "show_progress": False}
+    client.tune("kept", f, {"x": search.double(0, 1)}, max_trial_count=1, executor="process",
+                **common)
+    # The default (pool) is not a change of the search: the experiment goes on as it was.
+    experiment = client.tune("kept", f, {"x": search.double(0, 1)}, max_trial_count=2,
+                             load_if_exists=True, **common)
+    assert experiment["status"]["condition"] == "Succeeded"
+    assert len(client.list_trials("kept")) == 2
+    template = experiment["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]
+    assert "katib-local/executor" not in template["metadata"]["annotations"]
+
+
 def test_stop_experiment_kills_a_pooled_trial_and_its_worker(client: KatibClient) -> None:
     def forever(parameters: dict[str, float]) -> float:
         import time
