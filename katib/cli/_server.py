@@ -162,7 +162,9 @@ def _launcher(name: str, kubeconfig: str | None, sidecar_image: str) -> Launcher
         from trial_runner.local import LocalProcessLauncher
         from trial_runner.pipelines import with_pipeline_runs
 
-        return with_pipeline_runs(LocalProcessLauncher(katib_home()))
+        # No worker pool: a server runs others' code, each trial in a process of its own,
+        # whatever a trial template's katib-local/executor annotation asks for.
+        return with_pipeline_runs(LocalProcessLauncher(katib_home(), function_pool=False))
     try:
         from trial_runner.kubernetes import KubeApi, KubernetesLauncher, SidecarSettings
     except ImportError as e:

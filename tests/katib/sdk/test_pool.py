@@ -125,6 +125,15 @@ def test_the_executor_argument(client: KatibClient) -> None:
     assert client.list_experiments() == []
 
 
+def test_a_server_runs_function_trials_as_processes(katib_home: Path) -> None:
+    from katib.cli._server import _launcher
+    from trial_runner.local import LocalProcessLauncher
+
+    launcher = _launcher("local", None, "")
+    assert isinstance(launcher.default, LocalProcessLauncher)  # type: ignore[attr-defined]
+    assert launcher.default.pool is None  # type: ignore[attr-defined]
+
+
 def test_load_if_exists_keeps_the_executor_the_experiment_was_created_with(
     client: KatibClient,
 ) -> None:
