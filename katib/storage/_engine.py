@@ -55,17 +55,33 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: Connections the pool keeps open once made, and how many more it may open at peak. The
+#: server handles requests in up to 40 threads (anyio's default) beside its controller: with
+#: SQLAlchemy's default of 5 kept, every connection past the fifth was opened and closed per
+#: request (a new PostgreSQL backend and its authentication, or SQLite's pragmas), which
+#: under load starved the controller. Connections are made on demand, so a one-thread
+#: ``katib run`` still holds one or two.
+POOL_SIZE = 20
+POOL_MAX_OVERFLOW = 20
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
+    pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_MAX_OVERFLOW}
     try:
         if url.startswith("sqlite"):
             path = url.split("///", 1)[1] if "///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+                kwargs: dict[str, Any] = pool
+            else:
+                kwargs = {}  # an in-memory database is one connection (SingletonThreadPool)
+            engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 10}, **kwargs
+            )
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, pool_pre_ping=True, **pool)
     except (SQLAlchemyError, ImportError, OSError, ValueError) as e:
         raise StorageError(f"cannot open database {url!r}: {e}") from e
     return engine
