@@ -59,5 +59,10 @@ class TrialFinishedError(ConflictError):
     """A finished trial was to be changed: finished trials are immutable."""
 
 
+class InvalidValueError(KatibError):
+    """A value the database cannot hold or look up (text with a NUL character, a number out of
+    the column's range): the caller's input is wrong, nothing was written (HTTP 400)."""
+
+
 class TemporaryError(KatibError):
     """Something that may succeed if retried (a busy database, a server not yet up)."""

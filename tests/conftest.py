@@ -18,6 +18,12 @@ import pytest
 # The Kubernetes test control plane (kube_cluster), for every test that needs it.
 pytest_plugins = ["tests.cluster.fixture"]
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the Kubernetes control plane run last: .ci/run builds it (and the Training
+    Operator) in the background while the others run, and they wait for it."""
+    items.sort(key=lambda item: "kube_cluster" in getattr(item, "fixturenames", ()))
+
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_URL = os.environ.get(
     "KATIB_TEST_POSTGRES_URL", "postgresql+psycopg://katib:katib@127.0.0.1:5432/katib_test"

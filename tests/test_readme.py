@@ -137,10 +137,11 @@ def test_server_walkthrough_runs_as_written(katib_home: Path) -> None:
     # curl printed the created experiment.
     assert '"kind":"Experiment"' in out and '"name":"branin"' in out
     # `katib get trials branin` through the server: its table (the trials it has so far), or,
-    # when it asks before the first trial was made, that there is none yet.
+    # when it asks before the first trial was made, that there is none yet (on stderr, as
+    # kubectl says "No resources found").
     assert re.search(r"^\s*NAME\s+STATE\s+x1\s+x2\s+loss", out, re.M) or (
-        "No trials yet in experiment default/branin" in out
-    ), out
+        "No trials yet in experiment default/branin" in done.stderr
+    ), f"stdout:\n{out}\nstderr:\n{done.stderr}"
     # The SDK printed the best parameters as a dict.
     [best_line] = [line for line in out.splitlines() if line.startswith("{'x1'")]
     best = ast.literal_eval(best_line)

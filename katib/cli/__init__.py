@@ -125,7 +125,10 @@ def _is_remote(backend: Backend) -> bool:
 
 
 class HelpGroup(click.Group):
-    """A group whose command list shows each command's whole summary (click cuts them)."""
+    """A group whose command list shows each command's whole summary (click cuts them).
+    Its subgroups are HelpGroups too."""
+
+    group_class = type
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []

@@ -11,7 +11,7 @@ from typing import TextIO
 import click
 from rich.table import Table
 
-from katib.cli import EXIT_USAGE, _connect, _fail, _out, _storage, _user_errors, cli
+from katib.cli import EXIT_USAGE, HelpGroup, _connect, _fail, _out, _storage, _user_errors, cli
 from katib.cli._get import get
 from katib.cli._options import backend_options, db_option
 from katib.cli._server import token
@@ -93,7 +93,7 @@ def get_namespaces(db: str | None, server: str | None, token: str | None,
     _out().print(table)
 
 
-@cli.group("namespace")
+@cli.group("namespace", cls=HelpGroup)
 def namespace_group() -> None:
     """Settings of a namespace (admins)."""
 

@@ -32,12 +32,18 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from katib._faults import fault_point
 from katib._time import now
-from katib.errors import ConflictError, KatibError, NotFoundError, TrialFinishedError
+from katib.errors import (
+    ConflictError,
+    InvalidValueError,
+    KatibError,
+    NotFoundError,
+    TrialFinishedError,
+)
 from katib.records import (
     REASON_INTERRUPTED,
     Condition,
@@ -240,6 +246,9 @@ class Storage(AccessStore, TrialTableStore):
         except IntegrityError:
             session.rollback()
             raise
+        except DataError as e:
+            session.rollback()
+            raise InvalidValueError(f"a value cannot be stored or looked up: {e.orig}") from e
         except SQLAlchemyError as e:
             session.rollback()
             raise StorageError(f"database error: {e}") from e

@@ -34,6 +34,24 @@ KEEP = os.environ.get("KATIB_CLUSTER_KEEP", "").lower() in ("1", "true", "yes")
 _running: list[ControlPlane] = []
 
 
+def _wait_for_background_builds() -> None:
+    """.ci/run builds the Go components in the background while the other tests run
+    (``KATIB_CI_BUILDS`` names the folder of its log and exit status): wait for it here."""
+    folder = os.environ.get("KATIB_CI_BUILDS")
+    if not folder:
+        return
+    status = Path(folder) / "status"
+    deadline = time.monotonic() + 3600
+    while not status.exists():
+        if time.monotonic() > deadline:
+            pytest.fail("the background builds of .ci/run did not finish in an hour",
+                        pytrace=False)
+        time.sleep(2)
+    if status.read_text().strip() != "0":
+        log = (Path(folder) / "log").read_text(errors="replace")[-4000:]
+        pytest.fail(f"the background builds of .ci/run failed:\n{log}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def kube_cluster(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     """A running test control plane with a process node, shared by the whole session.
@@ -41,6 +59,7 @@ def kube_cluster(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     Its folder (certificates, etcd data, logs, the node's pods) is removed at the end unless a
     test failed or ``KATIB_CLUSTER_KEEP`` is 1/true/yes; then its path is printed.
     """
+    _wait_for_background_builds()
     try:
         bin_dir = find_bin_dir()
     except ControlPlaneError as e:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import BaseModel
 
+from katib.spec import ExperimentSpec
 from tests.cluster.control_plane import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +33,35 @@ def test_crd_manifests_pass_kubernetes_validate_strict(path: Path) -> None:
 def test_the_kustomization_lists_every_crd() -> None:
     kustomization = yaml.safe_load((CRDS / "kustomization.yaml").read_text())
     assert sorted(kustomization["resources"]) == [p.name for p in CRD_FILES]
+
+
+def _schema_fields(model: type[BaseModel], schema: dict[str, Any], path: str) -> list[str]:
+    """Fields of ``model`` (by their YAML names) missing from the CRD's ``schema``, walking
+    nested spec models wherever the CRD types them (not where it keeps unknown fields)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if schema.get("type") == "array":
+        schema = schema.get("items", {})
+    properties = schema.get("properties", {})
+    missing = []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if key not in properties:
+            missing.append(f"{path}.{key}")
+            continue
+        for inner in typing.get_args(field.annotation) or (field.annotation,):
+            for candidate in typing.get_args(inner) or (inner,):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    missing += _schema_fields(candidate, properties[key], f"{path}.{key}")
+    return missing
+
+
+def test_the_experiment_crd_types_every_field_the_spec_reads() -> None:
+    """A field the spec reads (Katib's, or an extension such as warmStart) and the CRD lacks
+    would be pruned by the apiserver: the operator would never see it."""
+    [crd] = yaml.safe_load_all((CRDS / "experiment.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert _schema_fields(ExperimentSpec, schema, "spec") == []
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import sys
 import threading
@@ -173,9 +174,12 @@ time.sleep(60)
 
 
 def grandchild_pid(log_path: Path) -> int:
-    wait_for(lambda: "grandchild" in log_text(log_path), 10, "the grandchild's pid")
-    line = next(line for line in log_text(log_path).splitlines() if line.startswith("grandchild"))
-    return int(line.split()[1])
+    # The whole line: the copier may have written only part of it when first looked at.
+    pattern = re.compile(r"^grandchild (\d+)\n", re.M)
+    wait_for(lambda: pattern.search(log_text(log_path)) is not None, 10, "the grandchild's pid")
+    match = pattern.search(log_text(log_path))
+    assert match is not None
+    return int(match.group(1))
 
 
 # --- output and metrics -----------------------------------------------------------------------

@@ -229,3 +229,19 @@ def test_kill(client: TestClient, admin: dict[str, str], storage: Storage) -> No
     assert r.json()["status"]["reason"] == "KilledByUser"
     assert storage.get_trial("default", waiting.name).state == TrialState.KILLED
     assert client.post(f"{TRIALS}/exp-nope/kill", headers=admin).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/v1/trials?name=a%00b", f"{TRIALS}/exp-%00", "{EXP}/ex%00p"])
+def test_a_nul_character_in_a_name_is_the_callers_error(
+    client: TestClient, admin: dict[str, str], storage: Storage, path: str
+) -> None:
+    """PostgreSQL refuses NUL in text; the answer is a 4xx problem naming it, never a 503."""
+    experiment(storage)
+    r = client.get(path.replace("{EXP}", EXPERIMENTS), headers=admin)
+    assert r.status_code in (200, 400, 404), r.text  # a list is empty; a name is not found
+    if r.status_code != 200:
+        assert r.headers["content-type"] == "application/problem+json"
+    if r.status_code == 400:
+        assert "NUL" in r.json()["detail"]
+    # Nothing was lost: the experiment is still there.
+    assert client.get(f"{EXPERIMENTS}/exp", headers=admin).status_code == 200
