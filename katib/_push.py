@@ -12,12 +12,14 @@ import json
 import math
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from katib.errors import KatibError, TemporaryError
+
+if TYPE_CHECKING:
+    import urllib.error
+    import urllib.request
 
 
 class ReportError(KatibError):
@@ -90,6 +92,8 @@ def push_observations(
     retries: int = 3,
 ) -> None:
     """POST observations (``{"name", "value", "step", "timestamp"}``) for one trial."""
+    import urllib.request  # here: most of what `import katib` would otherwise cost
+
     body = json.dumps({"observations": points}).encode()
     headers = {"Content-Type": "application/json"}
     if token:
@@ -101,6 +105,9 @@ def push_observations(
 
 
 def _send(request: urllib.request.Request, *, timeout: float, retries: int) -> None:
+    import urllib.error
+    import urllib.request
+
     delay = 0.2
     last: Exception | None = None
     for attempt in range(retries + 1):

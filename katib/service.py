@@ -20,7 +20,6 @@ from typing import Any
 
 from katib._time import now
 from katib.controller import (
-    REASON_EXPERIMENT_DONE,
     best_trial,
     best_trials,
     live_owner,
@@ -251,6 +250,10 @@ def stop_experiment(storage: Storage, record: ExperimentRecord, *, running: bool
     storage.update_experiment(record.id, stop_requested=True)
     if running:
         return False
+    # Here, not at the top: the decisions module loads the launch and early-stopping code,
+    # which the read commands that import this module never need.
+    from katib.controller import REASON_EXPERIMENT_DONE
+
     # Hold the experiment while ending it, so that no controller starts it meanwhile.
     with live_owner() as holder:
         if not storage.claim(record.id, holder, expected=record.owner):

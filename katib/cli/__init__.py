@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-import yaml
 from rich.console import Console
 
 from katib.cli._complete import experiment_names, trial_names
@@ -119,9 +118,9 @@ def _connect(db: str | None, server: str | None, token: str | None) -> Backend:
 
 
 def _is_remote(backend: Backend) -> bool:
-    from katib.client import RemoteBackend
-
-    return isinstance(backend, RemoteBackend)
+    # A backend is remote only if the module that defines it was loaded (which imports httpx).
+    remote = sys.modules.get("katib.client._remote")
+    return remote is not None and isinstance(backend, remote.RemoteBackend)
 
 
 class HelpGroup(click.Group):
@@ -241,6 +240,8 @@ def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: st
         namespace=namespace if namespace != "default" else exp.namespace,
         labels={"katib.kubeflow.org/experiment": exp.name},
     )
+    import yaml
+
     click.echo(yaml.safe_dump(manifest, sort_keys=False), nl=False)
 
 

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
-import yaml
 
 from katib.cli import HelpGroup, _connect, _err, _fail, _out, _user_errors, cli
 from katib.cli._complete import experiment_names, trial_names
@@ -64,6 +63,8 @@ def _echo_json(value: Any) -> None:
 
 
 def _echo_yaml(value: Any) -> None:
+    import yaml
+
     click.echo(yaml.safe_dump(value, sort_keys=False), nl=False)
 
 
@@ -294,6 +295,8 @@ class _Printer:
         elif self.format == "json":
             click.echo(json.dumps(item))
         elif self.format == "yaml":
+            import yaml
+
             click.echo("---\n" + yaml.safe_dump(dict(item), sort_keys=False), nl=False)
         elif self.format == "csv":
             if not self.columns:

@@ -9,7 +9,6 @@ from typing import Any
 
 from katib import service
 from katib.client._base import TAIL_BYTES, Backend, BudgetCounts, last_lines
-from katib.controller import check_runnable
 from katib.errors import ConflictError, NotFoundError
 from katib.records import ExperimentRecord
 from katib.spec import parse_experiment
@@ -51,6 +50,8 @@ class LocalBackend(Backend):
     def create_experiment(
         self, document: Mapping[str, Any], *, source_dir: str | None = None
     ) -> dict[str, Any]:
+        from katib.controller import check_runnable  # here: it loads the algorithms
+
         exp = parse_experiment(dict(document))
         check_runnable(exp, self.storage)
         record = self.storage.create_experiment(exp, source_dir=source_dir or os.getcwd())

@@ -17,8 +17,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psutil
-
 from katib._time import now
 
 #: A controller whose heartbeat is older than this is presumed gone (other hosts only: on
@@ -67,5 +65,7 @@ def owner_alive(owner: str | None, heartbeat: float | None) -> bool:
         if pid == os.getpid():
             with _live_lock:
                 return owner in _live
+        import psutil  # only here: most commands never ask
+
         return bool(psutil.pid_exists(pid))
     return heartbeat is not None and now() - heartbeat < OWNER_TIMEOUT

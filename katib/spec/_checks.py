@@ -10,7 +10,6 @@ found through ``katib.suggestion``.
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import entry_points
 from typing import Protocol, runtime_checkable
 
 from katib.errors import FieldError
@@ -36,6 +35,8 @@ class AlgorithmChecks(Protocol):
 @cache
 def algorithm_checks() -> AlgorithmChecks | None:
     """The installed checks, or None when no package provides them."""
+    from importlib.metadata import entry_points  # here: it costs a zipfile import
+
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=ENTRY_POINT_NAME):
         checks = ep.load()
         if isinstance(checks, AlgorithmChecks):

@@ -9,8 +9,6 @@ conditions defaulted.
 
 from __future__ import annotations
 
-import yaml
-
 from katib.errors import FieldError, InvalidExperimentError
 from katib.spec._models import Experiment
 from katib.spec._validation import validate_experiment
@@ -33,6 +31,8 @@ def inline_config_map(exp: Experiment, text: str) -> Experiment:
     assert template is not None and template.config_map is not None
     cm = template.config_map
     where = f"{cm.config_map_namespace}/{cm.config_map_name}, key {cm.template_path}"
+    import yaml  # here: reading stored experiments (every `katib get`) never needs it
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
