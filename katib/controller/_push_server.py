@@ -68,6 +68,10 @@ def observation_points(observations: Sequence[Observation]) -> list[ObservationP
     ]
 
 
+#: How often the push server checks whether it is asked to stop (seconds).
+_POLL_INTERVAL = 0.05
+
+
 class PushServer:
     """Serves the push endpoint on 127.0.0.1 for the trials of one ``katib run``."""
 
@@ -85,7 +89,14 @@ class PushServer:
         self._server.daemon_threads = True
         port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{port}"
-        thread = threading.Thread(target=self._server.serve_forever, name="katib-push", daemon=True)
+        # serve_forever looks for shutdown() every poll interval: the default half second was
+        # most of the time `katib run` took to end once its last trial had.
+        thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": _POLL_INTERVAL},
+            name="katib-push",
+            daemon=True,
+        )
         thread.start()
         return self.url
 
