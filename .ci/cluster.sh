@@ -21,4 +21,5 @@ echo "cluster.sh: test control plane binaries ready in ${elapsed}s: ${bin}"
 for b in etcd kube-apiserver kube-controller-manager kubectl; do
   [[ -x "${bin}/${b}" ]] || { echo "cluster.sh: ${bin}/${b} is missing" >&2; exit 1; }
 done
-"${bin}/kubectl" version --client 2>/dev/null | head -n1 | sed 's/^/cluster.sh: /'
+kubectl_version="$("${bin}/kubectl" version --client 2>/dev/null || true)"
+echo "cluster.sh: ${kubectl_version%%$'\n'*}"

@@ -35,13 +35,13 @@ cluster=main
 # A cluster whose configuration survives but whose data folder was deleted cannot start:
 # drop its remains and create it anew.
 datadir="/var/lib/postgresql/${version}/${cluster}"
-if pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -qx "${version} ${cluster}"; then
+if pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -x "${version} ${cluster}" >/dev/null; then
   if [ ! -f "${datadir}/PG_VERSION" ]; then
     echo "postgres.sh: the data folder ${datadir} is gone; recreating the cluster"
     pg_dropcluster --stop "${version}" "${cluster}" || true
   fi
 fi
-if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -qx "${version} ${cluster}"; then
+if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -x "${version} ${cluster}" >/dev/null; then
   pg_createcluster --port "${port}" "${version}" "${cluster}" >/dev/null
 fi
 

@@ -6,6 +6,8 @@ These are what storage returns and what the controller decides on; ORM rows neve
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -56,17 +58,37 @@ REASON_INTERRUPTED = "Interrupted"
 
 @dataclass(frozen=True)
 class MetricSummary:
-    """One metric of one trial reduced three ways, as Katib's observation reports it."""
+    """One metric of one trial reduced three ways, as Katib's observation reports it.
+
+    A metric reported as text (DARTS' ``Best-Genotype``) has only its latest value,
+    :attr:`text`, as in Katib, where min and max are then "unavailable": its numbers are NaN
+    in memory and null in JSON.
+    """
 
     name: str
     min: float
     max: float
     latest: float
+    text: str | None = None
+
+    @classmethod
+    def of_text(cls, name: str, text: str) -> MetricSummary:
+        return cls(name, math.nan, math.nan, math.nan, text)
+
+    @classmethod
+    def from_json(cls, name: str, data: Mapping[str, Any]) -> MetricSummary:
+        """What :meth:`to_json` wrote."""
+        latest = data["latest"]
+        if isinstance(latest, str):
+            return cls.of_text(name, latest)
+        return cls(name, data["min"], data["max"], latest)
 
     def value(self, strategy: str) -> float:
         return {"min": self.min, "max": self.max}.get(strategy, self.latest)
 
     def to_json(self) -> dict[str, Any]:
+        if self.text is not None:
+            return {"name": self.name, "min": None, "max": None, "latest": self.text}
         return {"name": self.name, "min": self.min, "max": self.max, "latest": self.latest}
 
 

@@ -14,6 +14,7 @@ from suggestion._base import (
     check_float,
     check_int,
 )
+from suggestion._nas import NasOperation, NasSpace
 from suggestion._registry import (
     ENTRY_POINT_GROUP,
     UnknownAlgorithmError,
@@ -34,6 +35,8 @@ __all__ = [
     "SPEC_CHECKS",
     "SUCCEEDED",
     "Algorithm",
+    "NasOperation",
+    "NasSpace",
     "Parameter",
     "SearchSpace",
     "SettingSpec",

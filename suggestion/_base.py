@@ -23,8 +23,14 @@ An algorithm is a function of the trial history plus its own state (the designer
 6. After each ``suggest`` the controller stores :meth:`dump_state` (JSON-serialisable).
 
 The state holds what cannot be rebuilt from the history (random generator positions, grid
-cursors); the history is fed again on every start. An algorithm never opens a database, a
-file or a socket. It is not thread-safe: one controller drives one instance.
+cursors, a trained controller's weights); the history is fed again on every start. An
+algorithm never opens a database, a file or a socket. It is not thread-safe: one controller
+drives one instance.
+
+Neural architecture search algorithms (:attr:`Algorithm.nas`) get a space without
+parameters whose :attr:`SearchSpace.nas` is ``spec.nasConfig``; their assignments are the
+trial parameters Katib's NAS trials read (``architecture``, ``nn_config``, ...), and every
+rule above holds for them too.
 """
 
 from __future__ import annotations
@@ -96,6 +102,13 @@ class Algorithm(ABC):
     #: Whether it optimizes several objectives at once (``objective.additionalObjectives``).
     #: Algorithms that ignore the objective (random, grid, sobol) do so trivially.
     multi_objective: ClassVar[bool] = False
+    #: Whether it searches neural architectures (``spec.nasConfig``, :attr:`SearchSpace.nas`)
+    #: instead of parameters. Only such algorithms may be used with ``spec.nasConfig``.
+    nas: ClassVar[bool] = False
+    #: Whether its trials report the objective as text rather than a number (DARTS prints
+    #: its genotype): such values are then stored as text, as Katib stores them, and the
+    #: experiment may not set a goal or early stopping.
+    reports_text: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -161,7 +174,12 @@ class Algorithm(ABC):
         max_trial_count: int | None,
         parallel_trial_count: int | None,
     ) -> list[tuple[str | None, str]]:
-        """Problems with using this algorithm on ``space``: ``(parameter name or None, msg)``."""
+        """Problems with using this algorithm on ``space``: ``(parameter name or None, msg)``.
+
+        For a neural architecture search (``space.nas`` set) the first element is a path
+        below ``spec.nasConfig`` instead (``graphConfig.inputSizes``,
+        ``operations[1].parameters[0]``), or None.
+        """
         return []
 
     @abstractmethod

@@ -28,6 +28,8 @@ _BUILTIN: dict[str, str] = {
     "sobol": "suggestion.algorithms.sobol:SobolSearch",
     "nsga2": "suggestion.algorithms.nsga:NSGAIISearch",
     "nsga3": "suggestion.algorithms.nsga:NSGAIIISearch",
+    "enas": "suggestion.algorithms.enas:ENAS",
+    "darts": "suggestion.algorithms.darts:DARTS",
 }
 
 

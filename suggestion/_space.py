@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from suggestion._nas import NasSpace
 
 DOUBLE = "double"
 INT = "int"
@@ -126,9 +129,14 @@ class Parameter:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The ordered parameters of one experiment."""
+    """The ordered parameters of one experiment.
+
+    A neural architecture search has no parameters: its space is ``nas``
+    (``spec.nasConfig``), which only the NAS algorithms read.
+    """
 
     parameters: tuple[Parameter, ...] = field(default_factory=tuple)
+    nas: NasSpace | None = None
 
     def __iter__(self) -> Iterator[Parameter]:
         return iter(self.parameters)
@@ -159,23 +167,27 @@ class SearchSpace:
         return tuple(assignments.get(p.name, "") for p in self.parameters)
 
     @classmethod
-    def from_spec(cls, parameters: Iterable[Any]) -> SearchSpace:
-        """Build from validated ``ParameterSpec`` models (or anything shaped like them)."""
-        out: list[Parameter] = []
-        for spec in parameters:
-            fs = spec.feasible_space
-            out.append(
-                Parameter(
-                    name=spec.name,
-                    type=spec.parameter_type,
-                    min=_num(fs.min),
-                    max=_num(fs.max),
-                    step=_num(fs.step),
-                    values=tuple(fs.values or ()),
-                    distribution=fs.distribution or UNIFORM,
-                )
-            )
-        return cls(tuple(out))
+    def from_spec(cls, parameters: Iterable[Any], nas_config: Any = None) -> SearchSpace:
+        """Build from validated ``ParameterSpec`` models (or anything shaped like them) and,
+        for a neural architecture search, its validated ``NasConfig``."""
+        from suggestion._nas import NasSpace
+
+        nas = None if nas_config is None else NasSpace.from_spec(nas_config)
+        return cls(tuple(parameter_from_spec(spec) for spec in parameters), nas)
+
+
+def parameter_from_spec(spec: Any) -> Parameter:
+    """A :class:`Parameter` from a validated ``ParameterSpec`` model."""
+    fs = spec.feasible_space
+    return Parameter(
+        name=spec.name,
+        type=spec.parameter_type,
+        min=_num(fs.min),
+        max=_num(fs.max),
+        step=_num(fs.step),
+        values=tuple(fs.values or ()),
+        distribution=fs.distribution or UNIFORM,
+    )
 
 
 def _num(text: str | None) -> float | None:

@@ -34,7 +34,10 @@ class SpecChecks:
 
     def check_algorithm(self, spec: ExperimentSpec, parameters_valid: bool) -> list[FieldError]:
         errors = _Errors()
-        space = SearchSpace.from_spec(spec.parameters) if parameters_valid else None
+        space = None
+        if parameters_valid:
+            nas = spec.nas_config if not spec.parameters else None
+            space = SearchSpace.from_spec(spec.parameters, nas_config=nas)
         _check_algorithm(spec, space, errors)
         return errors.items
 
@@ -72,7 +75,9 @@ def _check_algorithm(spec: ExperimentSpec, space: SearchSpace | None, errors: _E
                 f"{path}.algorithmName",
                 f"algorithm {name} searches neural architectures and needs spec.nasConfig",
             )
-        _check_duplicate_settings(algorithm, path, errors)
+            _check_duplicate_settings(algorithm, path, errors)
+            return
+        _check_nas_algorithm(get_algorithm(name), spec, space, errors)
         return
     if is_nas:
         errors.add(
@@ -91,7 +96,8 @@ def _check_algorithm(spec: ExperimentSpec, space: SearchSpace | None, errors: _E
             nas = ", ".join(sorted(NAS_ALGORITHMS))
             errors.add(
                 f"{path}.algorithmName",
-                f"unknown algorithm {name!r} (known: {', '.join(known)};"
+                f"unknown algorithm {name!r} (known: "
+                f"{', '.join(n for n in known if n not in NAS_ALGORITHMS)};"
                 f" with spec.nasConfig: {nas})",
             )
         return
@@ -114,6 +120,63 @@ def _check_algorithm(spec: ExperimentSpec, space: SearchSpace | None, errors: _E
     )
     if settings_ok and space is not None:
         _check_space_for(cls, name, algorithm, spec, space, errors)
+
+
+def _check_nas_algorithm(
+    cls: type[Algorithm], spec: ExperimentSpec, space: SearchSpace | None, errors: _Errors
+) -> None:
+    """A neural architecture search: settings, ``spec.nasConfig``, what the trial reads."""
+    algorithm = spec.algorithm
+    assert algorithm is not None
+    name = cls.name
+    path = "spec.algorithm"
+    objective = spec.objective
+    if objective is not None and objective.is_multi_objective:
+        errors.add(
+            f"{path}.algorithmName",
+            f"algorithm {name} optimizes one objective; it cannot be used with"
+            " spec.objective.additionalObjectives",
+        )
+    if cls.reports_text:
+        why = f"algorithm {name}'s trials report their result as text (a genotype)"
+        if objective is not None and objective.goal is not None:
+            errors.add("spec.objective.goal", f"{why}, which no goal can be compared with")
+        if spec.early_stopping is not None:
+            errors.add("spec.earlyStopping", f"{why}, which no early-stopping rule can judge")
+    settings_ok = _check_settings(
+        algorithm, path, f"algorithm {name}", cls.settings_spec, cls.validate_settings, errors
+    )
+    if settings_ok and space is not None:
+        try:
+            problems = cls.validate_space(
+                space,
+                settings=cls.resolve_settings(algorithm.settings_dict()),
+                max_trial_count=spec.max_trial_count,
+                parallel_trial_count=spec.parallel_trial_count,
+            )
+        except Exception as e:  # plugin code must not turn a check into a crash
+            problems = [(None, f"rejected spec.nasConfig: {e}")]
+        for where, message in problems:
+            field = "spec.nasConfig" if where is None else f"spec.nasConfig.{where}"
+            errors.add(field, f"algorithm {name}: {message}")
+    _check_nas_references(cls, spec, errors)
+
+
+def _check_nas_references(cls: type[Algorithm], spec: ExperimentSpec, errors: _Errors) -> None:
+    """Each trial parameter must refer to what the NAS algorithm assigns (or trial metadata):
+    Katib leaves such a mistake to fail every trial."""
+    assigned = tuple(getattr(cls, "parameter_names", ()) or ())
+    template = spec.trial_template
+    if not assigned or template is None:
+        return
+    for i, parameter in enumerate(template.trial_parameters):
+        reference = parameter.reference
+        if not reference or reference.startswith("${") or reference in assigned:
+            continue
+        errors.add(
+            f"spec.trialTemplate.trialParameters[{i}].reference",
+            f"algorithm {cls.name} assigns {_one_of(list(assigned))}, not {reference!r}",
+        )
 
 
 def _multi_objective(name: str) -> bool:

@@ -111,6 +111,23 @@ def test_quick_tour_runs_as_written(katib_home: Path, tmp_path: Path) -> None:
         storage.close()
 
 
+def test_nas_block_runs_as_written(katib_home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "checkout"
+    shutil.copytree(REPO / "examples", folder / "examples",
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", sh_block("Neural architecture search")],
+        cwd=folder, env=user_env(katib_home), capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    out = done.stdout
+    assert "Traceback" not in out + done.stderr
+    best = json.loads(out[out.index('{\n  "experiment": "enas-digits"'):].split("\n}\n")[0] + "}")
+    assert {a["name"] for a in best["parameterAssignments"]} == {"architecture", "nn_config"}
+    assert best["observation"]["metrics"][0]["max"] >= 0.95
+    assert "Best-Genotype" in out and "Genotype(normal=" in out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated metrics to collect (objective first)")
     p.add_argument("--metrics-format", action="append", default=None, metavar="REGEX",
                    help="a Katib metricsFormat filter (repeatable); default: Katib's regex")
+    p.add_argument("--text-metrics", default="",
+                   help="comma-separated metrics whose values may be text (DARTS' genotype)")
     p.add_argument("--collector", default="StdOut",
                    choices=["StdOut", "File", "TensorFlowEvent", "PrometheusMetric"],
                    help="where metrics come from (default: StdOut)")
@@ -87,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     names = [n for n in args.metric_names.split(",") if n]
     try:
-        parser = MetricsParser(names, args.metrics_format)
+        parser = MetricsParser(names, args.metrics_format, text_metrics=_texts(args))
     except ValueError as e:
         print(f"trial_runner: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -148,7 +150,10 @@ def _sidecar(args: argparse.Namespace) -> int:
                     raise ValueError("--sidecar --collector StdOut needs --path")
                 from trial_runner.metrics import FileCollector
 
-                collector = FileCollector(args.path, names, metrics_format=args.metrics_format)
+                collector = FileCollector(
+                    args.path, names, metrics_format=args.metrics_format,
+                    text_metrics=_texts(args),
+                )
             else:
                 collector = _collector(args, names)
         except (ValueError, ImportError) as e:
@@ -175,7 +180,13 @@ def _collector(args: argparse.Namespace, names: list[str]) -> Any:
     if args.collector == "TensorFlowEvent":
         return TFEventCollector(args.path, names)
     formats = args.metrics_format if args.format == "TEXT" else None
-    return FileCollector(args.path, names, format=args.format, metrics_format=formats)
+    return FileCollector(
+        args.path, names, format=args.format, metrics_format=formats, text_metrics=_texts(args)
+    )
+
+
+def _texts(args: argparse.Namespace) -> list[str]:
+    return [n for n in args.text_metrics.split(",") if n]
 
 
 def _push(args: argparse.Namespace, observations: Sequence[Any]) -> None:
@@ -183,8 +194,7 @@ def _push(args: argparse.Namespace, observations: Sequence[Any]) -> None:
         return
     from katib import ReportError, push_observations
 
-    points = [{"name": o.name, "value": o.value, "step": o.step, "timestamp": o.timestamp}
-              for o in observations]
+    points = [o.to_wire() for o in observations]
     try:
         push_observations(points, url=args.api_url, namespace=args.namespace,
                           trial=args.trial_name, token=args.token)

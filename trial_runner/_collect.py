@@ -70,7 +70,10 @@ def plan_collection(
     if kind in (CollectorKind.PUSH, CollectorKind.NONE):
         return LocalCollection(parse_stdout=False)
     try:
-        return _plan(kind, spec, metric_names, formats, trial_dir=trial_dir, cwd=cwd, env=env)
+        return _plan(
+            kind, spec, metric_names, formats, trial_dir=trial_dir, cwd=cwd, env=env,
+            text_metrics=plan.text_metrics,
+        )
     except (ImportError, ValueError, OSError) as e:
         raise CollectorSetupError(f"metrics collector {kind}: {e}") from e
 
@@ -84,6 +87,7 @@ def _plan(
     trial_dir: Path,
     cwd: str,
     env: Mapping[str, str],
+    text_metrics: Sequence[str] = (),
 ) -> LocalCollection:
     from trial_runner.metrics import (
         CustomCollector,
@@ -104,7 +108,7 @@ def _plan(
             plan.replacements.append((folder, str(trial_dir)))
         plan.collectors.append(
             FileCollector(local, metric_names, format=fs.format or "TEXT",
-                          metrics_format=formats)
+                          metrics_format=formats, text_metrics=text_metrics)
         )
         return plan
     if kind == CollectorKind.TENSORFLOW_EVENT:

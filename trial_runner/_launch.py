@@ -63,6 +63,9 @@ class CollectionPlan:
     spec: MetricsCollectorSpec | None = None
     #: The ``metricsFormat`` filters (regexes), or None for Katib's default.
     metrics_format: tuple[str, ...] | None = None
+    #: Metrics whose values may be text (the objective of an algorithm whose trials report
+    #: text, DARTS' genotype); see :class:`~trial_runner.metrics.MetricsParser`.
+    text_metrics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -53,10 +53,7 @@ class HttpPusher:
         self.timeout = timeout
 
     def __call__(self, observations: Sequence[Observation]) -> None:
-        points = [
-            {"name": o.name, "value": o.value, "step": o.step, "timestamp": o.timestamp}
-            for o in observations
-        ]
+        points = [o.to_wire() for o in observations]
         headers = {"Content-Type": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"

@@ -66,7 +66,9 @@ class LocalProcessLauncher(Launcher):
         self._lock = threading.Lock()
         self._queued: deque[_Queued] = deque()
         # Parsers compile their regexes once per experiment's metrics, not once per trial.
-        self._parsers: dict[tuple[tuple[str, ...], tuple[str, ...] | None], MetricsParser] = {}
+        self._parsers: dict[
+            tuple[tuple[str, ...], tuple[str, ...] | None, tuple[str, ...]], MetricsParser
+        ] = {}
 
     # The launcher interface ------------------------------------------------------------------
 
@@ -214,11 +216,14 @@ class LocalProcessLauncher(Launcher):
         )
 
     def _parser(self, launch: TrialLaunch) -> MetricsParser:
-        key = (tuple(launch.collection.metric_names), launch.collection.metrics_format)
+        collection = launch.collection
+        key = (tuple(collection.metric_names), collection.metrics_format, collection.text_metrics)
         parser = self._parsers.get(key)
         if parser is None:
-            formats = launch.collection.metrics_format
-            parser = MetricsParser(key[0], list(formats) if formats else None)
+            formats = collection.metrics_format
+            parser = MetricsParser(
+                key[0], list(formats) if formats else None, text_metrics=collection.text_metrics
+            )
             self._parsers[key] = parser
         return parser
 

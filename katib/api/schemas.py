@@ -53,10 +53,13 @@ class ParameterAssignment(BaseModel):
 
 
 class MetricPublic(BaseModel):
+    """A metric reduced three ways; one reported as text (DARTS' ``Best-Genotype``) has only
+    its latest value, the text, and null min and max."""
+
     name: str
-    min: float
-    max: float
-    latest: float
+    min: float | None
+    max: float | None
+    latest: float | str
 
 
 class Observation(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -211,7 +211,6 @@ def _warn_commands(path: str, experiments: Sequence[Any]) -> None:
 def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: str) -> None:
     """Print the trial workload manifest for the given parameter assignments."""
     from katib.spec import load_experiments, render_trial_spec
-    from suggestion import SearchSpace
 
     exp = load_experiments(file)[0]
     assignments: dict[str, str] = {}
@@ -220,6 +219,25 @@ def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: st
         if not sep:
             _fail(f"--set {item!r}: expected NAME=VALUE", EXIT_USAGE)
         assignments[name] = value
+    if exp.spec.nas_config is None:
+        _check_render_assignments(exp, assignments)
+    # A NAS trial reads what its algorithm assigns (architecture, nn_config, ...): any names.
+    manifest = render_trial_spec(
+        exp,
+        assignments,
+        trial_name=trial_name or f"{exp.name}-render",
+        namespace=namespace if namespace != "default" else exp.namespace,
+        labels={"katib.kubeflow.org/experiment": exp.name},
+    )
+    import yaml
+
+    click.echo(yaml.safe_dump(manifest, sort_keys=False), nl=False)
+
+
+def _check_render_assignments(exp: Any, assignments: Mapping[str, str]) -> None:
+    """``--set`` names every parameter of the search space, each inside its feasible space."""
+    from suggestion import SearchSpace
+
     space = SearchSpace.from_spec(exp.spec.parameters)
     unknown = sorted(set(assignments) - set(space.names))
     if unknown:
@@ -233,16 +251,6 @@ def render(file: str, sets: Sequence[str], trial_name: str | None, namespace: st
     for name, value in assignments.items():
         if not space[name].contains(value):
             _fail(f"--set {name}={value}: outside the parameter's feasible space", EXIT_USAGE)
-    manifest = render_trial_spec(
-        exp,
-        assignments,
-        trial_name=trial_name or f"{exp.name}-render",
-        namespace=namespace if namespace != "default" else exp.namespace,
-        labels={"katib.kubeflow.org/experiment": exp.name},
-    )
-    import yaml
-
-    click.echo(yaml.safe_dump(manifest, sort_keys=False), nl=False)
 
 
 # run ------------------------------------------------------------------------------------------
@@ -410,6 +418,7 @@ def _run_experiments(
     from katib.service import best_view
     from katib.storage import katib_home
     from trial_runner.local import LocalProcessLauncher
+    from trial_runner.pipelines import with_pipeline_runs
 
     if records is None:
         records = [admit(storage, exp, source_dir=source_dir) for exp in experiments]
@@ -417,7 +426,7 @@ def _run_experiments(
     progress = LiveProgress(console)
     loop = ControllerLoop(
         storage,
-        LocalProcessLauncher(katib_home()),
+        with_pipeline_runs(LocalProcessLauncher(katib_home())),
         logs_root=_logs_root(),
         source=FixedExperiments(records),
         push=LoopbackPush(),

@@ -17,7 +17,8 @@ from katib.cli._options import db_option
               " ServiceAccount in a cluster.")
 @click.option("--lease-namespace", default="katib-system", show_default=True,
               help="Namespace of the leader Lease and of the push key Secret.")
-@click.option("--lease-name", default="katib-operator", show_default=True)
+@click.option("--lease-name", default="katib-operator", show_default=True,
+              help="Name of the Lease that elects one active operator among replicas.")
 @click.option("--lease-duration", type=click.FloatRange(min=1), default=15.0,
               show_default=True, help="Seconds a leader's Lease lasts without renewal.")
 @click.option("--listen", default="0.0.0.0:8080", show_default=True, metavar="HOST:PORT",
@@ -42,7 +43,8 @@ def operator(
     """Run Experiment custom resources: trials as cluster workloads, Katib's status.
 
     One replica acts at a time (a Lease); others wait. SIGTERM stops it cleanly: trial
-    workloads keep running and the next leader follows them.
+    workloads keep running and the next leader follows them. Trials whose template is a
+    Kubeflow Pipelines Run go to the KFP API named by KFP_HOST (bearer token: KFP_TOKEN).
     """
     try:
         from katib.operator import Operator, OperatorSettings

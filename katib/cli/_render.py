@@ -56,10 +56,25 @@ def when(value: str | None) -> str:
 def metric_value(metrics: Iterable[Mapping[str, Any]], objective: Objective) -> float | None:
     """The objective metric of an ``observation.metrics`` list reduced by its metric strategy,
     as the controller reduces it."""
-    summaries = {
-        m["name"]: MetricSummary(m["name"], m["min"], m["max"], m["latest"]) for m in metrics
-    }
+    summaries = {m["name"]: MetricSummary.from_json(m["name"], m) for m in metrics}
     return objective_value(summaries, objective)
+
+
+def metric_text(m: Mapping[str, Any]) -> str:
+    """``min .. max .. latest ..`` of an ``observation.metrics`` item; a text metric (DARTS'
+    genotype) has only its latest value."""
+    if isinstance(m["latest"], str):
+        return f"latest {m['latest']}"
+    return f"min {m['min']:.6g}  max {m['max']:.6g}  latest {m['latest']:.6g}"
+
+
+def objective_cell(trial: Mapping[str, Any], objective: Objective) -> str:
+    """The objective of a trials table row: its value, or the start of its text."""
+    for m in trial["status"]["observation"]["metrics"]:
+        if m["name"] == objective.objective_metric_name and isinstance(m["latest"], str):
+            text = str(m["latest"])
+            return text if len(text) <= 40 else text[:39] + "…"
+    return fmt_value(trial_objective(trial, objective))
 
 
 def trial_objective(trial: Mapping[str, Any], objective: Objective) -> float | None:
@@ -190,7 +205,7 @@ def trial_cells(
         t["metadata"]["name"],
         status["condition"],
         *[given.get(p, "") for p in params],
-        fmt_value(trial_objective(t, objective)),
+        objective_cell(t, objective),
         "" if seconds is None else f"{seconds:.1f}s",
     ]
     if wide:
@@ -234,7 +249,7 @@ def print_best(console: Console, best: Mapping[str, Any], message: str) -> None:
     for m in best["observation"]["metrics"]:
         table.add_row(
             f"[dim]{m['name']}[/]",
-            f"[dim]min {m['min']:.6g}  max {m['max']:.6g}  latest {m['latest']:.6g}[/]",
+            f"[dim]{metric_text(m)}[/]",
         )
     console.print(table)
     if "paretoFront" in best:
@@ -299,7 +314,7 @@ def print_experiment(
             out.print(f"  {k} = {v}")
         for m in best["observation"]["metrics"]:
             out.print(
-                f"  {m['name']}: min {m['min']:.6g}  max {m['max']:.6g}  latest {m['latest']:.6g}"
+                f"  {m['name']}: {metric_text(m)}"
             )
     if events:
         out.print("[bold]Events:[/]")
@@ -382,7 +397,7 @@ def print_trial(
     for m in metrics:
         mark = "  (objective)" if m["name"] == objective.objective_metric_name else ""
         out.print(
-            f"  {m['name']}: min {m['min']:.6g}  max {m['max']:.6g}  latest {m['latest']:.6g}"
+            f"  {m['name']}: {metric_text(m)}"
             f"{mark}",
             markup=False,
             highlight=False,

@@ -22,6 +22,7 @@ import click
 
 from katib.cli import (
     EXIT_USAGE,
+    HelpGroup,
     _connect,
     _err,
     _fail,
@@ -159,15 +160,19 @@ def _launcher(name: str, kubeconfig: str | None, sidecar_image: str) -> Launcher
     if name == "local":
         from katib.storage import katib_home
         from trial_runner.local import LocalProcessLauncher
+        from trial_runner.pipelines import with_pipeline_runs
 
-        return LocalProcessLauncher(katib_home())
+        return with_pipeline_runs(LocalProcessLauncher(katib_home()))
     try:
         from trial_runner.kubernetes import KubeApi, KubernetesLauncher, SidecarSettings
     except ImportError as e:
         _fail(f"--launcher kubernetes needs the kubernetes client: pip install"
               f" 'katib-local[k8s]' ({e})", EXIT_USAGE)
+    from trial_runner.pipelines import with_pipeline_runs
+
     api = KubeApi.connect(kubeconfig)
-    return KubernetesLauncher(api, sidecar=SidecarSettings(image=sidecar_image))
+    cluster = KubernetesLauncher(api, sidecar=SidecarSettings(image=sidecar_image))
+    return with_pipeline_runs(cluster)
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -221,7 +226,7 @@ def _setup_logging() -> None:
 # tokens --------------------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def token() -> None:
     """Manage API tokens (in the database, or through a --server with an admin token)."""
 

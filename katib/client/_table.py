@@ -70,10 +70,11 @@ def metric_values(
 ) -> dict[str, float]:
     """Each reported metric reduced by its metric strategy, as the controller reduces the
     objective (``min``/``max``/``latest``)."""
-    out = {}
+    out: dict[str, float] = {}
     for m in trial["status"]["observation"]["metrics"]:
-        summary = MetricSummary(m["name"], m["min"], m["max"], m["latest"])
-        out[summary.name] = summary.value(objective.strategy_for(summary.name))
+        summary = MetricSummary.from_json(m["name"], m)
+        if summary.text is None:  # a text (DARTS' genotype) is no value to reduce or sort
+            out[summary.name] = summary.value(objective.strategy_for(summary.name))
     return out
 
 

@@ -35,12 +35,15 @@ class Outcome:
     message: str
 
 
-def trial_outcome(ended: TrialEnded, objective: float | None, objective_name: str) -> Outcome:
+def trial_outcome(
+    ended: TrialEnded, objective: float | str | None, objective_name: str
+) -> Outcome:
     """The trial's state once its workload ended.
 
     Args:
         ended: What the launcher reported.
-        objective: The objective metric reduced by its strategy, None if never reported.
+        objective: The objective metric reduced by its strategy, or its text where the
+            algorithm's trials report text (DARTS); None if never reported.
         objective_name: The objective metric's name, for the message.
     """
     if ended.ending == Ending.NOT_STARTED:

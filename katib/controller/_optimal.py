@@ -49,6 +49,8 @@ class MetricAccumulator:
     def add(self, name: str, value: float) -> None:
         if math.isnan(value) or math.isinf(value):
             return
+        if name in self.summaries and self.summaries[name].text is not None:
+            return  # a text metric stays text: its numbers would not compare with it
         if name == self.track:
             self.history.append(value)
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -61,8 +63,17 @@ class MetricAccumulator:
                 name, min(current.min, value), max(current.max, value), value
             )
 
+    def add_text(self, name: str, text: str) -> None:
+        """A value reported as text: it becomes the metric's latest (and only) value."""
+        self.summaries[name] = MetricSummary.of_text(name, text)
+
     def objective(self, objective: Objective) -> float | None:
         return objective_value(self.summaries, objective)
+
+    def text_objective(self, objective: Objective) -> str | None:
+        """The objective metric's latest value when it was reported as text."""
+        summary = self.summaries.get(objective.objective_metric_name or "")
+        return None if summary is None else summary.text
 
     def mean(self, name: str) -> float | None:
         count = self.counts.get(name)
@@ -70,9 +81,10 @@ class MetricAccumulator:
 
 
 def objective_value(summaries: Mapping[str, MetricSummary], objective: Objective) -> float | None:
-    """The objective metric reduced by its metric strategy, or None if never reported."""
+    """The objective metric reduced by its metric strategy, or None if never reported or
+    reported as text (which has no order)."""
     name = objective.objective_metric_name
-    if not name or name not in summaries:
+    if not name or name not in summaries or summaries[name].text is not None:
         return None
     return summaries[name].value(objective.strategy_for(name))
 
@@ -135,9 +147,16 @@ def pareto_front(trials: Iterable[TrialRecord], objective: Objective) -> list[Tr
 def is_better_trial(
     candidate: TrialRecord, incumbent: TrialRecord | None, objective: Objective
 ) -> bool:
-    """Whether ``candidate`` replaces ``incumbent`` as the optimal trial (found later)."""
+    """Whether ``candidate`` replaces ``incumbent`` as the optimal trial (found later).
+
+    A text objective (DARTS' genotype) cannot be compared: a trial that reported one is the
+    optimal trial only while no trial has a numeric objective, and the latest such trial
+    replaces an earlier one (the newest search's result).
+    """
     if candidate.objective is None:
-        return False
+        if not _has_text_objective(candidate, objective):
+            return False
+        return incumbent is None or incumbent.objective is None
     multi = objective.is_multi_objective
     mine = objective_values(candidate.metrics, objective) if multi else None
     if multi and mine is None:
@@ -199,3 +218,8 @@ def pareto_front_of(storage: Storage, record: ExperimentRecord) -> list[TrialRec
     if objective is None:
         return []
     return pareto_front(storage.list_trials(record.id, OPTIMAL_CANDIDATE_STATES), objective)
+
+
+def _has_text_objective(trial: TrialRecord, objective: Objective) -> bool:
+    summary = trial.metrics.get(objective.objective_metric_name or "")
+    return summary is not None and summary.text is not None

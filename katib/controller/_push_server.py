@@ -27,7 +27,8 @@ def parse_observations(payload: Any) -> list[Observation]:
     """Observations from a push body; ValueError naming what is wrong.
 
     Accepts ``{"observations": [{"name", "value", "step"?, "timestamp"?}, ...]}`` or a plain
-    ``{"metrics": {"loss": 0.3}}``.
+    ``{"metrics": {"loss": 0.3}}``. An item may hold ``"text"`` instead of ``"value"``: a
+    value reported as text, which only a text metric keeps (DARTS' ``Best-Genotype``).
     """
     if not isinstance(payload, dict):
         raise ValueError("body must be a JSON object")
@@ -41,6 +42,20 @@ def parse_observations(payload: Any) -> list[Observation]:
         where = f"observations[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise ValueError(f"{where}: needs a string 'name'")
+        step = item.get("step")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise ValueError(f"{where}.step: must be an integer")
+        ts = item.get("timestamp")
+        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
+            raise ValueError(f"{where}.timestamp: must be a unix time in seconds")
+        when = None if ts is None else float(ts)
+        if "text" in item and "value" not in item:
+            # A value reported as text (DARTS' genotype); only a text metric keeps it.
+            text = item["text"]
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{where}.text: must be a non-empty string")
+            out.append(Observation(item["name"], math.nan, step, when, text.strip()))
+            continue
         raw = item.get("value")
         if isinstance(raw, bool):
             raise ValueError(f"{where}.value: {raw!r} is not a number")
@@ -50,21 +65,18 @@ def parse_observations(payload: Any) -> list[Observation]:
             raise ValueError(f"{where}.value: {raw!r} is not a number") from e
         if math.isnan(value) or math.isinf(value):
             raise ValueError(f"{where}.value: {raw!r} is not a finite number")
-        step = item.get("step")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
-            raise ValueError(f"{where}.step: must be an integer")
-        ts = item.get("timestamp")
-        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
-            raise ValueError(f"{where}.timestamp: must be a unix time in seconds")
-        out.append(Observation(item["name"], value, step, None if ts is None else float(ts)))
+        out.append(Observation(item["name"], value, step, when))
     return out
 
 
 def observation_points(observations: Sequence[Observation]) -> list[ObservationPoint]:
-    """Pushed observations as storable points (a missing time is now)."""
+    """Pushed observations as storable points (a missing time is now); values reported as
+    text are not points (they live in the trial's metrics)."""
     t = now()
     return [
-        ObservationPoint(o.name, float(o.value), o.step, o.timestamp or t) for o in observations
+        ObservationPoint(o.name, float(o.value), o.step, o.timestamp or t)
+        for o in observations
+        if o.text is None
     ]
 
 

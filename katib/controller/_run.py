@@ -57,7 +57,7 @@ from katib.records import (
     TrialResult,
     TrialState,
 )
-from katib.spec import inline_config_map, render_trial_spec
+from katib.spec import Experiment, inline_config_map, render_trial_spec
 from katib.storage import NewEvent, ObservationPoint, Storage
 from suggestion import Algorithm, SearchSpace, get_algorithm
 from suggestion import TrialRecord as AlgorithmTrial
@@ -139,6 +139,10 @@ class ExperimentRun:
         assert objective is not None
         self.objective = objective
         self.metric_names = objective.all_metric_names()
+        #: The objective is kept as text where the algorithm's trials report text (DARTS).
+        self.text_metrics: tuple[str, ...] = (
+            (objective.objective_metric_name or "",) if _reports_text(self.spec) else ()
+        )
         self.trials: dict[str, TrialRecord] = {}  # active trials by name
         self.accumulators: dict[str, MetricAccumulator] = {}
         self.counts: Counter[TrialState] = Counter()
@@ -320,7 +324,9 @@ class ExperimentRun:
             else {}
         )
         return cls(
-            SearchSpace.from_spec(spec.parameters),
+            SearchSpace.from_spec(
+                spec.parameters, nas_config=None if spec.parameters else spec.nas_config
+            ),
             maximize=self.objective.type == "maximize",
             settings=spec.algorithm.settings_dict(),
             max_trial_count=spec.max_trial_count,
@@ -498,7 +504,9 @@ class ExperimentRun:
             assignments=dict(trial.assignments),
             labels=dict(trial.labels),
             push_env=dict(self.push_env),
-            collection=CollectionPlan(tuple(self.metric_names), collector, formats),
+            collection=CollectionPlan(
+                tuple(self.metric_names), collector, formats, self.text_metrics
+            ),
             log_path=self.log_path(trial.name),
             checkpoint=checkpoint,
             source_dir=self.record.source_dir or ".",
@@ -565,6 +573,9 @@ class ExperimentRun:
         accumulator = (self.accumulators.get(trial.name) or self._accumulator()).copy()
         for point in points:
             accumulator.add(point.metric_name, point.value)
+        for text in event.observations:
+            if text.text is not None and text.name in self.text_metrics:
+                accumulator.add_text(text.name, text.text)
         if isinstance(event, MetricsReported):
             self.storage.add_observations(trial.id, points)
             self.accumulators[trial.name] = accumulator
@@ -572,7 +583,10 @@ class ExperimentRun:
             return
         assert isinstance(event, TrialEnded)
         name = self.objective.objective_metric_name or ""
-        outcome = trial_outcome(event, accumulator.objective(self.objective), name)
+        value: float | str | None = accumulator.objective(self.objective)
+        if value is None:
+            value = accumulator.text_objective(self.objective)
+        outcome = trial_outcome(event, value, name)
         retries, limit = self._retries.get(trial.name, (0, 0))
         if should_retry(outcome, retries, limit) and self.completing is None:
             # The Job's backoffLimit: run the trial again, as Kubernetes would start a new pod.
@@ -648,11 +662,17 @@ class ExperimentRun:
             ended, self.best, self.objective
         )
         if better:
+            summary = ended.metrics.get(self.objective.objective_metric_name or "")
+            value = (
+                f"{ended.objective:.6g}"
+                if ended.objective is not None
+                else (summary.text if summary is not None and summary.text is not None else "")
+            )
             events.append(
                 NewEvent(
                     "NewOptimalTrial",
                     f"trial {trial.name} is the best so far "
-                    f"({self.objective.objective_metric_name}={ended.objective:.6g})",
+                    f"({self.objective.objective_metric_name}={value[:200]})",
                     trial_name=trial.name,
                 )
             )
@@ -820,6 +840,16 @@ class ExperimentRun:
         )
         kind = "Warning" if condition == ExperimentCondition.FAILED else "Normal"
         self.storage.add_event(self.record.id, reason, message, type=kind)
+
+
+def _reports_text(exp: Experiment) -> bool:
+    algorithm = exp.spec.algorithm
+    if algorithm is None or not algorithm.algorithm_name:
+        return False
+    try:
+        return get_algorithm(algorithm.algorithm_name).reports_text
+    except KatibError:
+        return False
 
 
 def _points(observations: Sequence[Observation]) -> list[ObservationPoint]:

@@ -19,7 +19,7 @@ from katib.storage import Storage
 
 
 class NotRunnableError(KatibError):
-    """The experiment is valid but this machine cannot run it (NAS, a cluster-only source)."""
+    """The experiment is valid but this machine cannot run it (a cluster-only source)."""
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,8 @@ def check_runnable(exp: Experiment, storage: Storage | None = None) -> None:
     ``spec.warmStart`` names missing or incompatible experiments.
 
     Raises:
-        NotRunnableError: neural architecture search.
         InvalidExperimentError: the warm-start sources (see :func:`check_warm_start`).
     """
-    if exp.spec.nas_config is not None:
-        raise NotRunnableError(
-            f"experiment {exp.name}: neural architecture search (nasConfig) validates but "
-            "cannot be run yet"
-        )
     if storage is not None:
         check_warm_start(storage, exp)
 

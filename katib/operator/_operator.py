@@ -36,6 +36,7 @@ from katib.operator._status import StatusWriter
 from katib.records import TrialRecord
 from katib.storage import Storage, katib_home
 from trial_runner.kubernetes import KubeApi, KubernetesLauncher, SidecarSettings
+from trial_runner.pipelines import KfpLauncher, KindDispatcher, with_pipeline_runs
 
 log = logging.getLogger("katib.operator")
 
@@ -108,7 +109,7 @@ class Operator:
             retry_period=settings.retry_period,
         )
         self.loop: ControllerLoop | None = None
-        self.launcher: KubernetesLauncher | None = None
+        self.launcher: KindDispatcher | None = None
         self.push: OperatorPush | None = None
         self._stop = threading.Event()
 
@@ -148,8 +149,13 @@ class Operator:
         cache = ExperimentCache(self.api, settings.namespace)
         status = StatusWriter(self.api, self.storage, interval=settings.status_interval)
         hooks = TrialResources(self.api, cache.get)
-        launcher = self.launcher = KubernetesLauncher(
+        cluster = KubernetesLauncher(
             self.api, sidecar=SidecarSettings(image=settings.sidecar_image), hooks=hooks
+        )
+        # Trials whose template is a Kubeflow Pipelines Run go to KFP's API (KFP_HOST), with
+        # their Trial resource created first, as for workloads.
+        launcher = self.launcher = with_pipeline_runs(
+            cluster, KfpLauncher(before_create=hooks.owner_references)
         )
         source = CustomResourceExperiments(self.storage, cache, status, self.api)
         loop = self.loop = ControllerLoop(

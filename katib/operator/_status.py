@@ -60,6 +60,8 @@ TRIAL_LISTS = {
 
 def _metric_json(m: MetricSummary) -> dict[str, str]:
     # Katib's Metric has string values (it keeps them as the trial printed them).
+    if m.text is not None:  # Katib's UnavailableMetricValue where a text has no min or max
+        return {"name": m.name, "min": "unavailable", "max": "unavailable", "latest": m.text}
     return {"name": m.name, "min": _num(m.min), "max": _num(m.max), "latest": _num(m.latest)}
 
 

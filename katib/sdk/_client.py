@@ -71,6 +71,7 @@ from katib.sdk._types import LoggedMetric, MetricLog, OptimalTrial, ParetoTrial
 from katib.spec import Experiment, load_experiments, parse_experiment, validate_restart
 from katib.storage import Storage, default_url, katib_home, normalize_url
 from trial_runner.local import LocalProcessLauncher
+from trial_runner.pipelines import with_pipeline_runs
 
 if TYPE_CHECKING:
     import pandas
@@ -308,7 +309,7 @@ class KatibClient:
             InvalidArgumentError: ``experiment`` is none of the above, or a file holds
                 several experiments.
             ConflictError: an experiment of that name exists in the namespace.
-            NotRunnableError: it is valid but cannot run here (NAS).
+            NotRunnableError: it is valid but the server cannot run it.
             ForbiddenError: (remote) a viewer token; nothing is stored.
             NotFoundError: (remote) the token has no role in the namespace.
         """
@@ -1194,7 +1195,7 @@ class KatibClient:
             )
         loop = ControllerLoop(
             self._storage,
-            LocalProcessLauncher(katib_home()),
+            with_pipeline_runs(LocalProcessLauncher(katib_home())),
             logs_root=katib_home() / "logs",
             source=FixedExperiments([record]),
             push=LoopbackPush(),

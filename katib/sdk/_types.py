@@ -9,6 +9,7 @@ values are floats here, where Katib hands out strings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,20 @@ class Metric:
     min: float
     max: float
     latest: float
+    #: A metric reported as text (DARTS' ``Best-Genotype``): its latest value; the numbers
+    #: are then NaN, and null in JSON.
+    text: str | None = None
+
+    @classmethod
+    def from_json(cls, m: Mapping[str, Any]) -> Metric:
+        if isinstance(m["latest"], str):
+            return cls(str(m["name"]), math.nan, math.nan, math.nan, m["latest"])
+        return cls(str(m["name"]), float(m["min"]), float(m["max"]), float(m["latest"]))
+
+    def to_json(self) -> dict[str, Any]:
+        if self.text is not None:
+            return {"name": self.name, "min": None, "max": None, "latest": self.text}
+        return {"name": self.name, "min": self.min, "max": self.max, "latest": self.latest}
 
 
 @dataclass(frozen=True)
@@ -68,8 +83,7 @@ class OptimalTrial:
             ],
             "observation": {
                 "metrics": [
-                    {"name": m.name, "min": m.min, "max": m.max, "latest": m.latest}
-                    for m in self.observation.metrics
+                    m.to_json() for m in self.observation.metrics
                 ]
             },
         }
@@ -99,12 +113,7 @@ class OptimalTrial:
                 for a in data.get("parameterAssignments") or []
             ],
             observation=Observation(
-                [
-                    Metric(
-                        str(m["name"]), float(m["min"]), float(m["max"]), float(m["latest"])
-                    )
-                    for m in metrics
-                ]
+                [Metric.from_json(m) for m in metrics]
             ),
             typed_parameters=typed,
         )
@@ -143,10 +152,7 @@ class ParetoTrial:
                 for a in data.get("parameterAssignments") or []
             ],
             observation=Observation(
-                [
-                    Metric(str(m["name"]), float(m["min"]), float(m["max"]), float(m["latest"]))
-                    for m in metrics
-                ]
+                [Metric.from_json(m) for m in metrics]
             ),
             objectives={
                 str(o["name"]): None if o.get("value") is None else float(o["value"])

@@ -2,6 +2,7 @@
 
 from katib.spec._checks import AlgorithmChecks, algorithm_checks
 from katib.spec._config_map import inline_config_map
+from katib.spec._kfp_run import is_kfp_run, kfp_run_problems
 from katib.spec._loader import MAX_FILE_BYTES, load_experiments, parse_experiment
 from katib.spec._models import (
     API_VERSION,
@@ -59,6 +60,8 @@ __all__ = [
     "TrialTemplate",
     "WarmStart",
     "inline_config_map",
+    "is_kfp_run",
+    "kfp_run_problems",
     "load_experiments",
     "parse_experiment",
     "primary_container",

@@ -26,7 +26,8 @@ class AlgorithmChecks(Protocol):
 
     def check_algorithm(self, spec: ExperimentSpec, parameters_valid: bool) -> list[FieldError]:
         """Problems with ``spec.algorithm``: its name, its settings, and (when
-        ``parameters_valid``) whether it can search ``spec.parameters``."""
+        ``parameters_valid``: the search space is valid) whether it can search
+        ``spec.parameters``, or ``spec.nasConfig`` when the experiment has no parameters."""
 
     def check_early_stopping(self, early: AlgorithmSpec) -> list[FieldError]:
         """Problems with ``spec.earlyStopping``: its name and its settings."""

@@ -26,6 +26,13 @@ TRAINJOB_SUCCESS_CONDITION = 'status.conditions.#(type=="Complete")#|#(status=="
 TRAINJOB_FAILURE_CONDITION = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 KUBEFLOW_JOB_PRIMARY_POD_LABELS = {"training.kubeflow.org/job-role": "master"}
 TRAINJOB_PRIMARY_POD_LABELS = {"batch.kubernetes.io/job-completion-index": "0"}
+#: A Kubeflow Pipelines run (trial_runner.pipelines.KfpLauncher): the launcher follows the
+#: run's ``state`` itself; these defaults say the same in Katib's GJSON, for readers of the
+#: stored spec, and a KFP run has no containers to name.
+KFP_RUN_GROUP = "pipelines.kubeflow.org"
+KFP_RUN_SUCCESS_CONDITION = '[@this].#(state=="SUCCEEDED")#'
+KFP_RUN_FAILURE_CONDITION = '[@this].#(state=="FAILED")#'
+KFP_RUN_PRIMARY_CONTAINER_NAME = "pipeline"
 KUBEFLOW_JOB_KINDS = frozenset(
     {"TFJob", "PyTorchJob", "XGBoostJob", "MXJob", "MPIJob", "PaddleJob", "JAXJob"}
 )
@@ -405,6 +412,10 @@ def _default_metric_strategies(objective: Objective) -> None:
             )
 
 
+def _api_group(manifest: dict[str, Any]) -> str:
+    return str(manifest.get("apiVersion") or "").split("/")[0]
+
+
 def _default_trial_template(template: TrialTemplate) -> None:
     kind = template.kind
     if template.trial_spec is None:
@@ -417,6 +428,12 @@ def _default_trial_template(template: TrialTemplate) -> None:
         template.failure_condition = template.failure_condition or KUBEFLOW_JOB_FAILURE_CONDITION
         template.primary_pod_labels = template.primary_pod_labels or dict(
             KUBEFLOW_JOB_PRIMARY_POD_LABELS
+        )
+    elif kind == "Run" and _api_group(template.trial_spec) == KFP_RUN_GROUP:
+        template.success_condition = template.success_condition or KFP_RUN_SUCCESS_CONDITION
+        template.failure_condition = template.failure_condition or KFP_RUN_FAILURE_CONDITION
+        template.primary_container_name = (
+            template.primary_container_name or KFP_RUN_PRIMARY_CONTAINER_NAME
         )
     elif kind == "TrainJob":
         template.success_condition = template.success_condition or TRAINJOB_SUCCESS_CONDITION

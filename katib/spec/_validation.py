@@ -17,6 +17,7 @@ from typing import Any
 
 from katib.errors import FieldError
 from katib.spec._checks import AlgorithmChecks, algorithm_checks
+from katib.spec._kfp_run import is_kfp_run, kfp_run_problems
 from katib.spec._models import (
     API_VERSION,
     KIND,
@@ -90,6 +91,7 @@ def validate_experiment(exp: Experiment, checks: AlgorithmChecks | None = None) 
     _check_algorithms(spec, parameters_valid, checks or algorithm_checks(), errors)
     _check_trial_template(spec, errors)
     _check_metrics_collector(spec.metrics_collector_spec, errors)
+    _check_kfp_run_collector(spec, errors)
     _check_warm_start(exp, errors)
     return errors.items
 
@@ -380,14 +382,18 @@ def _check_multi_objective(spec: ExperimentSpec, errors: _Errors) -> None:
 
 
 def _check_search_space(spec: ExperimentSpec, errors: _Errors) -> bool:
-    """Check parameters or nasConfig; True when there are parameters and all are valid."""
+    """Check parameters or nasConfig; True when the search space (the parameters, or the
+    nasConfig of an experiment without parameters) is there and valid."""
     if not spec.parameters and spec.nas_config is None:
         errors.add("spec", "spec.parameters or spec.nasConfig must be specified")
     if spec.parameters and spec.nas_config is not None:
         errors.add("spec", "only one of spec.parameters and spec.nasConfig can be specified")
+    before = len(errors.items)
     if spec.nas_config is not None:
         _check_nas_config(spec.nas_config, errors)
     valid = _check_parameters(spec.parameters, "spec.parameters", errors)
+    if spec.nas_config is not None and not spec.parameters:
+        return len(errors.items) == before
     return valid and bool(spec.parameters)
 
 
@@ -553,8 +559,7 @@ def _check_nas_config(nas: NasConfig, errors: _Errors) -> None:
         item = f"{path}.operations[{i}]"
         if not operation.operation_type:
             errors.add(f"{item}.operationType", "must be specified")
-        if not operation.parameters:
-            errors.add(f"{item}.parameters", "must be a non-empty list of parameters")
+        # Parameters may be absent: Katib's darts-gpu.yaml lists `skip_connection` bare.
         _check_parameters(operation.parameters, f"{item}.parameters", errors)
 
 
@@ -613,8 +618,8 @@ def _check_conditions(template: TrialTemplate, errors: _Errors) -> None:
         if not value:
             errors.add(
                 f"spec.trialTemplate.{field}",
-                f"must be specified for a trial of kind {kind}: only Job, TrainJob and Kubeflow"
-                " training jobs get a default",
+                f"must be specified for a trial of kind {kind}: only Job, TrainJob, Kubeflow"
+                " training jobs and Kubeflow Pipelines runs get a default",
             )
 
 
@@ -702,6 +707,9 @@ def _check_trial_spec(template: TrialTemplate, trial_spec: dict[str, Any], error
                     " each trial sets them",
                 )
     _check_primary_container(template, trial_spec, errors)
+    if is_kfp_run(trial_spec):
+        for field, message in kfp_run_problems(trial_spec):
+            errors.add(f"{spec_path}.{field}", message)
 
 
 def _check_primary_container(
@@ -744,6 +752,24 @@ def _dig(value: Any, *keys: str) -> Any:
 
 
 # --- metrics collector ------------------------------------------------------------------------
+
+
+def _check_kfp_run_collector(spec: ExperimentSpec, errors: _Errors) -> None:
+    """A KFP run exposes no container: its metrics come from its metrics artifacts or a push."""
+    template = spec.trial_template
+    mc = spec.metrics_collector_spec
+    if template is None or template.trial_spec is None or not is_kfp_run(template.trial_spec):
+        return
+    kind = mc.collector.kind if mc is not None and mc.collector is not None else None
+    if kind and kind not in (
+        CollectorKind.STDOUT.value, CollectorKind.PUSH.value, CollectorKind.NONE.value
+    ):
+        errors.add(
+            "spec.metricsCollectorSpec.collector.kind",
+            f"{kind} reads a trial's container, which a Kubeflow Pipelines run does not expose:"
+            " leave the default (the run's metrics artifacts) or use Push"
+            " (katib.report_metrics from a step)",
+        )
 
 
 def _check_metrics_collector(mc: MetricsCollectorSpec | None, errors: _Errors) -> None:

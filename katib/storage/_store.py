@@ -1142,7 +1142,7 @@ def _trial_from(m: Mapping[Any, Any]) -> TrialRecord:
         pid=m["pid"],
         objective=m["objective"],
         metrics={
-            k: MetricSummary(k, v["min"], v["max"], v["latest"])
+            k: MetricSummary.from_json(k, v)
             for k, v in (m["metrics"] or {}).items()
         },
         labels=dict(m["labels"] or {}),
@@ -1166,7 +1166,7 @@ def _trial(row: TrialRow) -> TrialRecord:
         pid=row.pid,
         objective=row.objective,
         metrics={
-            k: MetricSummary(k, v["min"], v["max"], v["latest"])
+            k: MetricSummary.from_json(k, v)
             for k, v in (row.metrics or {}).items()
         },
         labels=dict(row.labels or {}),

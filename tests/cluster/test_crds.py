@@ -66,7 +66,8 @@ def test_the_experiment_crd_types_every_field_the_spec_reads() -> None:
 
 @pytest.fixture(scope="module")
 def katib_crds(kube_cluster: ControlPlane) -> ControlPlane:
-    """The CRDs applied with the built kubectl and established; namespace ``kubeflow`` made."""
+    """The CRDs applied with the built kubectl and established; namespaces ``kubeflow`` and
+    ``argo`` made."""
     kube_cluster.kubectl("apply", "-k", str(CRDS))
     kube_cluster.kubectl(
         "wait",
@@ -76,7 +77,9 @@ def katib_crds(kube_cluster: ControlPlane) -> ControlPlane:
         "crd/trials.kubeflow.org",
         "crd/suggestions.kubeflow.org",
     )
-    kube_cluster.kubectl("create", "namespace", "kubeflow", check=False)
+    # Katib's examples live in kubeflow, except the Argo one (namespace argo).
+    for namespace in ("kubeflow", "argo"):
+        kube_cluster.kubectl("create", "namespace", namespace, check=False)
     return kube_cluster
 
 

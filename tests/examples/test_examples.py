@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def test_every_example_folder_is_covered() -> None:
     assert {p.parent.name for p in EXAMPLES} >= {
         "branin", "branin-grid", "sklearn-svc", "plugin-algorithm", "asha", "warm-start",
-        "multi-objective",
+        "multi-objective", "enas-digits", "darts-digits",
     }
 
 
@@ -65,7 +65,10 @@ def test_example_runs_to_success(path: Path, tmp_path: Path, katib_home: Path) -
     assert best["bestTrialName"] is not None
     doc = yaml.safe_load(path.read_text())
     spec = doc["spec"]
-    names = {p["name"] for p in spec["parameters"]}
+    if "nasConfig" in spec:  # the trial parameters a NAS algorithm assigns
+        names = {p["reference"] for p in spec["trialTemplate"]["trialParameters"]}
+    else:
+        names = {p["name"] for p in spec["parameters"]}
     assert {a["name"] for a in best["parameterAssignments"]} == names
     objective = spec["objective"]["objectiveMetricName"]
     assert objective in {m["name"] for m in best["observation"]["metrics"]}

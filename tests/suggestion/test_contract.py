@@ -10,8 +10,13 @@ Optional hooks on an algorithm class, read only here:
   needs a resource parameter); None means it cannot run on that space, which is then skipped.
 - ``total_trials`` (on the instance): how many trials a finite schedule hands out in all
   (hyperband); tests that ask for more expect exactly that many.
-- ``continues_trials = True``: its suggestions continue or re-run earlier trials (PBT), so a
-  repeated assignment is a new trial, not a duplicate; the duplicate checks skip it.
+- ``continues_trials = True``: a repeated assignment is a new trial, not a duplicate (PBT
+  continues or re-runs earlier trials; DARTS runs its one search again); the duplicate
+  checks skip it.
+
+Neural architecture search algorithms (``Algorithm.nas``) take no parameters but a
+``nasConfig`` (:attr:`SearchSpace.nas`) and assign the trial parameters Katib's NAS trials
+read (their ``parameter_names``); section (9) runs the same rules over NAS spaces.
 
 A small controller stand-in (:class:`Driver`) plays the call order the contract states:
 suggest, report the new trials as active, report them finished, suggest again. An empty
@@ -24,10 +29,12 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from katib.spec import load_experiments
 from suggestion import (
     EARLY_STOPPED,
     FAILED,
@@ -36,6 +43,8 @@ from suggestion import (
     RUNNING,
     SUCCEEDED,
     Algorithm,
+    NasOperation,
+    NasSpace,
     Parameter,
     SearchSpace,
     TrialRecord,
@@ -43,6 +52,7 @@ from suggestion import (
     get_algorithm,
     grid_size,
 )
+from suggestion import NAS_ALGORITHMS as SUGGESTION_NAS_ALGORITHMS
 
 SEED = 20240611
 
@@ -103,7 +113,12 @@ SPACES = {
 BUDGET = {"mixed": 30, "distributions": 30, "finite": 30, "small": 200, "tiny": TINY_SIZE}
 
 
-@pytest.fixture(params=algorithm_names())
+#: Algorithms that search parameters; neural architecture search ones have section (9).
+HP_ALGORITHMS = [n for n in algorithm_names() if not get_algorithm(n).nas]
+NAS_ALGORITHMS = [n for n in algorithm_names() if get_algorithm(n).nas]
+
+
+@pytest.fixture(params=HP_ALGORITHMS)
 def algorithm_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -196,6 +211,7 @@ class Driver:
         self.algorithm = algorithm
         self.space = algorithm.space
         self.prefix = prefix
+        self.objective = objective
         self.completed: list[TrialRecord] = []
         self.suggested: list[dict[str, str]] = []
         self._count = 0
@@ -226,7 +242,7 @@ class Driver:
             value = (
                 None
                 if state in (FAILED, METRICS_UNAVAILABLE, KILLED)
-                else (objective(self.space, trial.assignments))
+                else (self.objective(self.space, trial.assignments))
             )
             finished.append(TrialRecord(trial.name, trial.assignments, state, value))
         self.completed.extend(finished)
@@ -613,3 +629,224 @@ def test_multi_objective_is_reproducible_and_survives_dump_and_load(
     restarted.load_state(state)
     restarted.update(first.completed, [])
     assert restarted.suggest(2) == first.algorithm.suggest(2)
+
+
+# --- (9) neural architecture search -------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "katib_examples" / "nas"
+
+
+def nas_space(file: str) -> SearchSpace:
+    """The nasConfig of one of Katib's published NAS examples."""
+    (experiment,) = load_experiments(FIXTURES / file)
+    return SearchSpace.from_spec((), nas_config=experiment.spec.nas_config)
+
+
+CONV = NasOperation(
+    "convolution", (Parameter("filter_size", "categorical", values=("3", "5")),)
+)
+NAS_SPACES = {
+    # Katib's: one layer, 106 choices (categorical and int parameters).
+    "enas-cpu": nas_space("enas-cpu.yaml"),
+    # Katib's: five DARTS primitives and a bare skip_connection.
+    "darts-gpu": nas_space("darts-gpu.yaml"),
+    # 4 layers of 3 choices with 6 skip bits: 3^4 * 2^6 = 5184 architectures.
+    "deep": SearchSpace(
+        nas=NasSpace(4, (8, 8, 1), (10,), (CONV, NasOperation("max_pooling")))
+    ),
+    # 2 layers of 2 choices with 1 skip bit: 8 architectures.
+    "tiny": SearchSpace(
+        nas=NasSpace(2, (8, 8, 1), (10,), (NasOperation("identity"), NasOperation("pool")))
+    ),
+}
+NAS_TINY_SIZE = 8
+
+
+@pytest.fixture(params=NAS_ALGORITHMS)
+def nas_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=sorted(NAS_SPACES))
+def nas_space_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_nas_algorithms_are_declared() -> None:
+    assert {"enas", "darts"} <= set(NAS_ALGORITHMS)
+    assert set(NAS_ALGORITHMS) <= set(SUGGESTION_NAS_ALGORITHMS)
+    for name in NAS_ALGORITHMS:
+        assert get_algorithm(name).parameter_names  # type: ignore[attr-defined]
+
+
+def build_nas(
+    name: str, space_name: str, *, seed: int | None = SEED, maximize: bool = True
+) -> Algorithm:
+    cls = get_algorithm(name)
+    space = NAS_SPACES[space_name]
+    settings = settings_for(cls, seed, space) or {}
+    assert cls.validate_settings(settings) == []
+    problems = cls.validate_space(
+        space, settings=settings, max_trial_count=30, parallel_trial_count=3
+    )
+    if problems:
+        pytest.skip(f"{name} does not handle the {space_name} space: {problems}")
+    return cls(space, maximize=maximize, settings=settings, max_trial_count=30,
+               parallel_trial_count=3)
+
+
+def nas_objective(space: SearchSpace, assignments: Mapping[str, str]) -> float:
+    """A deterministic value of an architecture, so that learning algorithms learn."""
+    text = "".join(assignments[k] for k in sorted(assignments))
+    return sum(ord(c) * (i + 1) for i, c in enumerate(text)) % 97 / 97
+
+
+def nas_driver(algorithm: Algorithm, prefix: str = "t") -> Driver:
+    driver = Driver(algorithm, prefix)
+    driver.objective = nas_objective
+    return driver
+
+
+def nas_key(assignments: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(assignments.items()))
+
+
+def assert_valid_nas(algorithm: Algorithm, assignments: Mapping[str, str]) -> None:
+    """The assignments are the algorithm's trial parameters, in Katib's shapes."""
+    names = tuple(getattr(algorithm, "parameter_names", ()))
+    assert set(assignments) == set(names), assignments
+    assert all(isinstance(v, str) for v in assignments.values())
+    nas = algorithm.space.nas
+    assert nas is not None
+    if "architecture" in assignments:
+        architecture = json.loads(assignments["architecture"].replace("'", '"'))
+        config = json.loads(assignments["nn_config"].replace("'", '"'))
+        assert len(architecture) == nas.num_layers == config["num_layers"]
+        for layer, choices in enumerate(architecture):
+            assert len(choices) == layer + 1
+            assert str(choices[0]) in config["embedding"]
+            assert all(bit in (0, 1) for bit in choices[1:])
+        assert config["input_sizes"] == list(nas.input_sizes)
+        assert config["output_sizes"] == list(nas.output_sizes)
+    if "search-space" in assignments:
+        json.loads(assignments["algorithm-settings"].replace("'", '"'))
+        assert json.loads(assignments["search-space"].replace("'", '"'))
+        assert assignments["num-layers"] == str(nas.num_layers)
+
+
+def test_nas_algorithms_refuse_a_space_of_parameters(nas_name: str) -> None:
+    problems = get_algorithm(nas_name).validate_space(
+        MIXED, settings={}, max_trial_count=10, parallel_trial_count=1
+    )
+    assert problems and "nasConfig" in problems[0][1]
+
+
+def test_nas_suggestions_are_valid(nas_name: str, nas_space_name: str) -> None:
+    driver = nas_driver(build_nas(nas_name, nas_space_name))
+    batches = [1] * NAS_TINY_SIZE if nas_space_name == "tiny" else [3] * 4
+    for count in batches:
+        suggestions = driver.round(count)
+        assert len(suggestions) == count
+        for assignments in suggestions:
+            assert_valid_nas(driver.algorithm, assignments)
+
+
+def test_nas_same_random_state_gives_the_same_suggestions(
+    nas_name: str, nas_space_name: str
+) -> None:
+    if "random_state" not in get_algorithm(nas_name).settings_spec:
+        pytest.skip(f"{nas_name} has no random_state setting")
+    first = nas_driver(build_nas(nas_name, nas_space_name))
+    second = nas_driver(build_nas(nas_name, nas_space_name))
+    for count in (2, 1, 3):
+        assert first.round(count) == second.round(count)
+
+
+@pytest.mark.parametrize("seed", [SEED, None], ids=["seeded", "unseeded"])
+def test_nas_state_survives_dump_and_load(
+    nas_name: str, nas_space_name: str, seed: int | None
+) -> None:
+    original = nas_driver(build_nas(nas_name, nas_space_name, seed=seed))
+    original.round(2)
+    original.round(1, states=(FAILED,))
+    pending = original.suggest(1)
+    state = round_trip(original.algorithm.dump_state())
+
+    restarted = build_nas(nas_name, nas_space_name, seed=seed)
+    restarted.load_state(state)
+    active = [TrialRecord("running-0", s, RUNNING) for s in pending]
+    restarted.update(original.completed, active)
+    original.algorithm.update([], active)
+    assert restarted.suggest(1) == original.algorithm.suggest(1)
+    finished = [
+        TrialRecord(t.name, t.assignments, SUCCEEDED, nas_objective(original.space,
+                                                                     t.assignments))
+        for t in active
+    ]
+    restarted.update(finished, [])
+    original.algorithm.update(finished, [])
+    assert restarted.suggest(2) == original.algorithm.suggest(2)
+    assert round_trip(restarted.dump_state()) == round_trip(original.algorithm.dump_state())
+
+
+@pytest.mark.parametrize("report_as", ["active", "completed"])
+def test_nas_one_at_a_time_covers_a_finite_space(nas_name: str, report_as: str) -> None:
+    algorithm = build_nas(nas_name, "tiny")
+    if continues_trials(algorithm):
+        pytest.skip(f"{nas_name} repeats assignments on purpose")
+    trials: list[TrialRecord] = []
+    for i in range(NAS_TINY_SIZE):
+        suggestions = algorithm.suggest(1)
+        assert len(suggestions) == 1, f"only {i} of {NAS_TINY_SIZE} architectures"
+        if report_as == "active":
+            trials.append(TrialRecord(f"t-{i}", suggestions[0], RUNNING))
+            algorithm.update([], trials)
+        else:
+            trial = TrialRecord(f"t-{i}", suggestions[0], SUCCEEDED, float(i % 3))
+            trials.append(trial)
+            algorithm.update([trial], [])
+    assert len({nas_key(t.assignments) for t in trials}) == NAS_TINY_SIZE
+    assert algorithm.suggest(1) == [], "every architecture was tried: nothing is left"
+
+
+def test_nas_batch_avoids_the_history(nas_name: str, nas_space_name: str) -> None:
+    driver = nas_driver(build_nas(nas_name, nas_space_name))
+    driver.round(3)
+    running = driver.suggest(2)
+    driver.algorithm.update([], [TrialRecord(driver.name(), s, RUNNING) for s in running])
+    batch = driver.suggest(2 if nas_space_name == "tiny" else 6)
+    assert batch
+    if continues_trials(driver.algorithm):
+        return
+    seen = {nas_key(s) for s in driver.suggested[: -len(batch)]}
+    assert len({nas_key(s) for s in batch}) == len(batch)
+    assert not {nas_key(s) for s in batch} & seen
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_nas_failed_and_unmeasured_trials_are_tolerated(
+    nas_name: str, nas_space_name: str, maximize: bool
+) -> None:
+    driver = nas_driver(build_nas(nas_name, nas_space_name, maximize=maximize))
+    driver.round(2, states=(FAILED, METRICS_UNAVAILABLE))
+    driver.round(2, states=(SUCCEEDED, KILLED))
+    driver.round(1, states=(EARLY_STOPPED,))
+    for assignments in driver.round(1, states=(METRICS_UNAVAILABLE,)):
+        assert_valid_nas(driver.algorithm, assignments)
+
+
+def test_nas_refed_trials_count_once(nas_name: str, nas_space_name: str) -> None:
+    history = nas_driver(build_nas(nas_name, nas_space_name))
+    history.round(2)
+    history.round(1, states=(FAILED,))
+    state = round_trip(history.algorithm.dump_state())
+    once = build_nas(nas_name, nas_space_name)
+    once.load_state(state)
+    once.update(history.completed, [])
+    twice = build_nas(nas_name, nas_space_name)
+    twice.load_state(state)
+    twice.update(history.completed, [])
+    twice.update(history.completed, [])
+    twice.update(history.completed[:1], [])
+    assert twice.suggest(2) == once.suggest(2)
+    assert round_trip(twice.dump_state()) == round_trip(once.dump_state())

@@ -116,3 +116,18 @@ def test_collector_options_are_checked() -> None:
                  ["--collector", "PrometheusMetric"]):
         result = wrapper("--metric-names", "loss", "--no-push", *args, "--", "true")
         assert result.returncode == 2 and "needs --" in result.stderr, args
+
+
+def test_text_metrics_are_pushed_as_text(server: tuple[str, Recorder]) -> None:
+    # DARTS' trials print their objective as text; the sidecar is told which metrics are.
+    url, recorder = server
+    genotype = "Genotype(normal=[[('max_pooling_3x3', 0)]], normal_concat=range(1, 2))"
+    code = f"print({'Best-Genotype=' + genotype!r})"
+    result = wrapper("--metric-names", "Best-Genotype", "--metrics-format",
+                     r"([\w-]+)=(Genotype.*)", "--text-metrics", "Best-Genotype",
+                     "--api-url", url, "--trial-name", "t", "--", sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr
+    [(_, _, body)] = recorder.requests
+    [observation] = body["observations"]
+    assert observation["name"] == "Best-Genotype" and observation["text"] == genotype
+    assert "value" not in observation

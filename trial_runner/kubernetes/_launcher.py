@@ -57,6 +57,8 @@ log = logging.getLogger("katib.kubernetes")
 #: Katib's conditions for a batch Job, used when a template gives none.
 _JOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
 _JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+#: How long a launch waits for the watch of its kind to list once before creating anyway.
+_SYNC_WAIT = 10.0
 #: How long a trial waits for an older workload of its name to finish being deleted.
 _TERMINATING_WAIT = 120.0
 _CREATE_ATTEMPTS = 6
@@ -90,7 +92,8 @@ class _Trial:
     #: creating → running → ended
     state: str = "creating"
     running_since: float = 0.0
-    pending: dict[str, Any] | None = None
+    #: The last watch event (type, object) seen while the trial was being created.
+    pending: tuple[str, dict[str, Any]] | None = None
     kill_reason: KillReason | None = None
     kill_message: str = ""
     deadline: threading.Timer | None = None
@@ -272,8 +275,11 @@ class KubernetesLauncher(Launcher):
         if killed:
             self._delete_killed(trial)
             return
-        if pending is not None and pending["metadata"].get("uid") == trial.uid:
-            self._evaluate(trial, pending)
+        if pending is not None and pending[1]["metadata"].get("uid") == trial.uid:
+            if pending[0] == "DELETED":  # deleted before the create call returned
+                self._deleted(trial)
+            else:
+                self._evaluate(trial, pending[1])
 
     def _create_object(self, trial: _Trial, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create the workload; on a name already taken by this trial's own workload (a
@@ -360,21 +366,29 @@ class KubernetesLauncher(Launcher):
     # Watching --------------------------------------------------------------------------------
 
     def _ensure_watcher(self, api_version: str, kind: str, namespace: str) -> None:
+        """Start following the kind in the namespace, and wait (bounded) for the first list:
+        a workload created after it is seen by the watch from its birth to its deletion."""
         key = (api_version, kind, namespace)
+        started = False
         with self._lock:
-            if key in self._watchers or self._closed:
-                return
-            watcher = ResourceWatcher(
-                self.api,
-                api_version,
-                kind,
-                namespace,
-                label_selector=TRIAL_LABEL,
-                on_event=self._on_event,
-                on_relist=lambda present, at: self._on_relist(key, present, at),
-            )
-            self._watchers[key] = watcher
-        watcher.start()
+            watcher = self._watchers.get(key)
+            if watcher is None:
+                if self._closed:
+                    return
+                watcher = ResourceWatcher(
+                    self.api,
+                    api_version,
+                    kind,
+                    namespace,
+                    label_selector=TRIAL_LABEL,
+                    on_event=self._on_event,
+                    on_relist=lambda present, at: self._on_relist(key, present, at),
+                )
+                self._watchers[key] = watcher
+                started = True
+        if started:
+            watcher.start()
+        watcher.wait_synced(_SYNC_WAIT)  # outside the lock: the watcher's callbacks take it
 
     def watcher(self, api_version: str, kind: str, namespace: str) -> ResourceWatcher | None:
         with self._lock:
@@ -394,7 +408,7 @@ class KubernetesLauncher(Launcher):
             if trial.state == "ended":
                 return
             if trial.state == "creating":
-                trial.pending = obj
+                trial.pending = (kind, obj)
                 return
             if trial.uid and uid != trial.uid:
                 return  # an older object of the same name

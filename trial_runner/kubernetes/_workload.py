@@ -37,6 +37,7 @@ from typing import Any
 from katib.errors import KatibError
 from katib.spec import CollectorKind
 from trial_runner._launch import TrialLaunch
+from trial_runner.pipelines import PrimaryStep, primary_step
 
 __all__ = [
     "DONE_FILE",
@@ -141,6 +142,10 @@ def prepare_workload(
     env = _trial_env(launch, push_secret)
     kind = _collector_kind(launch)
     primary = _primary_template(templates, launch.primary_container)
+    steps = primary_step(obj, launch.primary_container, launch.primary_pod_labels)
+    if primary is None and steps is not None:
+        _prepare_pipeline(launch, obj, steps, kind, sidecar, env, identity)
+        return obj
     if primary is None:
         if kind in SIDECAR_KINDS or kind == CollectorKind.CUSTOM.value:
             raise WorkloadError(
@@ -159,6 +164,46 @@ def prepare_workload(
     elif kind == CollectorKind.CUSTOM.value:
         _inject_custom(launch, pod_spec, container, env)
     return obj
+
+
+def _prepare_pipeline(
+    launch: TrialLaunch,
+    obj: dict[str, Any],
+    steps: Sequence[PrimaryStep],
+    kind: str,
+    sidecar: SidecarSettings,
+    env: Sequence[Mapping[str, Any]],
+    identity: Mapping[str, str],
+) -> None:
+    """An Argo Workflow or Tekton run: the collector joins its primary step's pod as one of
+    the step's sidecars (:mod:`trial_runner.pipelines`), as Katib's webhook adds it to the
+    pod with the primary pod labels."""
+    if obj.get("kind") == "Workflow":  # Argo puts podMetadata on every pod it makes
+        pod_meta = obj["spec"].setdefault("podMetadata", {})
+        pod_meta.setdefault("labels", {}).update(identity)
+    needs_pod = kind in SIDECAR_KINDS or kind == CollectorKind.CUSTOM.value
+    if not steps:
+        if not needs_pod:
+            return
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(launch.primary_pod_labels.items()))
+        raise WorkloadError(
+            f"metrics collector {kind} needs the primary step of the {obj.get('kind')}: no"
+            f" inline step has container {launch.primary_container!r}"
+            + (f" and the primary pod labels {labels}" if labels else "")
+            + " (an Argo template with those metadata.labels, a Tekton task named by"
+            " tekton.dev/pipelineTask; a pipelineRef/templateRef cannot be changed: use the"
+            " Push collector, katib.report_metrics)"
+        )
+    for step in steps:
+        _add_env(step.container, env)
+        if not needs_pod:
+            continue
+        view: dict[str, Any] = {"containers": [step.container], "volumes": step.volumes}
+        if kind in SIDECAR_KINDS:
+            _inject_sidecar(launch, kind, view, step.container, sidecar, env)
+        else:
+            _inject_custom(launch, view, step.container, env)
+        step.sidecars.extend(view["containers"][1:])
 
 
 # Identity and environment ------------------------------------------------------------------
@@ -247,6 +292,8 @@ def _inject_sidecar(
     mounts: list[dict[str, Any]] = [{"name": METRICS_VOLUME, "mountPath": METRICS_DIR}]
     args = ["--sidecar", f"--done-file={DONE_FILE}", f"--collector={kind}"]
     args.append("--metric-names=" + ",".join(launch.collection.metric_names))
+    if launch.collection.text_metrics:
+        args.append("--text-metrics=" + ",".join(launch.collection.text_metrics))
     formats = list(launch.collection.metrics_format or ())
     stdout = kind == CollectorKind.STDOUT.value
     if stdout:

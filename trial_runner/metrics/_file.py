@@ -74,6 +74,7 @@ class FileCollector(Collector):
         format: str = "TEXT",
         metrics_format: Sequence[str] | None = None,
         on_reject: RejectCallback | None = None,
+        text_metrics: Iterable[str] = (),
     ) -> None:
         super().__init__(metric_names, on_reject=on_reject)
         file_format = format.upper()
@@ -86,7 +87,10 @@ class FileCollector(Collector):
         self._parser: MetricsParser | None = None
         needles = [name.encode() for name in self.metric_names]
         if file_format == "TEXT":
-            self._parser = MetricsParser(self.metric_names, metrics_format, on_reject=self._reject)
+            self._parser = MetricsParser(
+                self.metric_names, metrics_format, on_reject=self._reject,
+                text_metrics=text_metrics,
+            )
         else:
             needles.append(b"\\u")  # a key may spell the name with escapes
         self._lines = LineAssembler(needles)

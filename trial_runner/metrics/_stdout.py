@@ -48,6 +48,17 @@ class Observation:
     step: int | None
     timestamp: float | None
     """Unix seconds, when the line carried a time."""
+    text: str | None = None
+    """The value as reported, for a metric the experiment takes as text (DARTS' genotype):
+    ``value`` is then NaN."""
+
+    def to_wire(self) -> dict[str, object]:
+        """The push endpoint's item: ``{"name", "value" (or "text"), "step", "timestamp"}``."""
+        if self.text is not None:
+            return {"name": self.name, "text": self.text, "step": self.step,
+                    "timestamp": self.timestamp}
+        return {"name": self.name, "value": self.value, "step": self.step,
+                "timestamp": self.timestamp}
 
 
 class InvalidMetricsFormatError(KatibError, ValueError):
@@ -228,12 +239,14 @@ class MetricsParser:
             means Katib's :data:`DEFAULT_METRICS_FORMAT`.
         on_reject: called for a kept metric whose value is empty, not a number, NaN or
             infinite, with the name, the raw value and the reason; such values are skipped.
+        text_metrics: metrics taken as text, as Katib takes any value: one of these whose
+            value is not a number is kept whole (stripped) in :attr:`Observation.text`.
 
     Raises:
         InvalidMetricsFormatError: a format doesn't compile or lacks two top-level groups.
     """
 
-    __slots__ = ("_names", "_name_set", "_formats", "_on_reject")
+    __slots__ = ("_names", "_name_set", "_formats", "_on_reject", "_texts")
 
     def __init__(
         self,
@@ -241,6 +254,7 @@ class MetricsParser:
         metrics_format: Sequence[str] | None = None,
         *,
         on_reject: RejectCallback | None = None,
+        text_metrics: Iterable[str] = (),
     ) -> None:
         if isinstance(metric_names, str | bytes):
             raise TypeError("metric_names must be a collection of names, not one string")
@@ -250,6 +264,7 @@ class MetricsParser:
         self._name_set = frozenset(self._names)
         self._formats = tuple(_Format(p) for p in (metrics_format or [DEFAULT_METRICS_FORMAT]))
         self._on_reject = on_reject
+        self._texts = frozenset(text_metrics)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -295,6 +310,12 @@ class MetricsParser:
                     value: float | None = float(text)
                 except ValueError:
                     value = None
+                if (value is None or value - value != 0) and name in self._texts:
+                    if text.strip():
+                        observations.append(
+                            Observation(name, math.nan, step, timestamp, text.strip())
+                        )
+                    continue
                 if value is None or value - value != 0 or "_" in text:
                     value = self._value(name, raw_value)
                     if value is None:

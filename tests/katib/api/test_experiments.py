@@ -177,14 +177,12 @@ def test_existing_name_conflicts(client: TestClient, admin: dict[str, str]) -> N
     assert "already exists" in r.json()["detail"]
 
 
-def test_nas_experiments_validate_but_are_refused(
-    client: TestClient, admin: dict[str, str]
-) -> None:
+def test_nas_experiments_are_accepted(client: TestClient, admin: dict[str, str]) -> None:
     doc = experiment_doc("nas")
     del doc["spec"]["parameters"]
     doc["spec"]["algorithm"] = {"algorithmName": "enas"}
     doc["spec"]["nasConfig"] = {
-        "graphConfig": {"numLayers": 2},
+        "graphConfig": {"numLayers": 2, "inputSizes": [8, 8, 1], "outputSizes": [10]},
         "operations": [
             {
                 "operationType": "convolution",
@@ -198,12 +196,12 @@ def test_nas_experiments_validate_but_are_refused(
             }
         ],
     }
+    for parameter in doc["spec"]["trialTemplate"]["trialParameters"]:
+        parameter["reference"] = "architecture"
     valid = client.post("/api/v1/validate", json=doc, headers=admin).json()
     assert valid == {"valid": True, "errors": []}
     r = client.post(EXPERIMENTS, json=doc, headers=admin)
-    assert r.status_code == 422, r.text
-    assert r.json()["errors"][0]["path"] == "spec.nasConfig"
-    assert "cannot be run yet" in r.json()["errors"][0]["message"]
+    assert r.status_code == 201, r.text
 
 
 # list and get ------------------------------------------------------------------------------
@@ -441,3 +439,25 @@ def test_viewer_headers_work_for_reads(
     storage.create_experiment(parse_experiment(experiment_doc("seen")))
     r = client.get(f"{EXPERIMENTS}/seen", headers=bearer(tokens.viewer()))
     assert r.status_code == 200
+
+
+def test_a_text_metric_is_served_as_text(
+    client: TestClient, admin: dict[str, str], storage: Storage
+) -> None:
+    # DARTS' trials report their objective as text (Best-Genotype=Genotype(...)).
+    record = storage.create_experiment(parse_experiment(experiment_doc("genotype")))
+    trial = storage.create_trial(record, {"x": "0.5"})
+    genotype = "Genotype(normal=[[('skip_connection', 0)]], normal_concat=range(1, 2))"
+    storage.finish_trial(
+        trial.id,
+        TrialResult(
+            TrialState.SUCCEEDED, "TrialSucceeded", "", 1.0,
+            metrics={"loss": MetricSummary.of_text("loss", genotype)},
+        ),
+    )
+    r = client.get(f"/api/v1/namespaces/default/trials/{trial.name}", headers=admin)
+    assert r.status_code == 200, r.text
+    (metric,) = r.json()["status"]["observation"]["metrics"]
+    assert metric == {"name": "loss", "min": None, "max": None, "latest": genotype}
+    listed = client.get(f"{EXPERIMENTS}/genotype/trials", headers=admin)
+    assert listed.status_code == 200, listed.text

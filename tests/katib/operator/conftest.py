@@ -89,7 +89,8 @@ class Operators:
         )
         self.started: list[OperatorProcess] = []
 
-    def start(self, *extra: str, port: int | None = None) -> OperatorProcess:
+    def start(self, *extra: str, port: int | None = None,
+              env: dict[str, str] | None = None) -> OperatorProcess:
         n = len(self.started)
         argv = [
             sys.executable, "-c", "from katib.cli import main; main()", "operator",
@@ -97,8 +98,9 @@ class Operators:
             str(self.kubeconfig), "--lease-name", self.lease, "--lease-duration", "4",
             "--listen", f"127.0.0.1:{self.port if port is None else port}", *extra,
         ]
-        env = dict(os.environ, KATIB_HOME=str(self.tmp / f"home-{n}"), PYTHONUNBUFFERED="1")
-        made = OperatorProcess(argv, env, self.tmp / f"operator-{n}.log")
+        environ = dict(os.environ, KATIB_HOME=str(self.tmp / f"home-{n}"), PYTHONUNBUFFERED="1",
+                       **(env or {}))
+        made = OperatorProcess(argv, environ, self.tmp / f"operator-{n}.log")
         self.started.append(made)
         return made
 

@@ -96,7 +96,7 @@ PYTORCH_JOB = {
 }
 
 NAS_CONFIG = {
-    "graphConfig": {"numLayers": 2},
+    "graphConfig": {"numLayers": 2, "inputSizes": [32, 32, 3], "outputSizes": [10]},
     "operations": [
         {
             "operationType": "convolution",
@@ -435,10 +435,10 @@ RULES: list[tuple[str, Mutation, str, str]] = [
         "must be specified",
     ),
     (
-        "nas-operation-parameters",
-        several(nas_experiment, put("spec.nasConfig.operations[0].parameters", [])),
-        "spec.nasConfig.operations[0].parameters",
-        "non-empty list",
+        "enas-input-sizes",
+        several(nas_experiment, drop("spec.nasConfig.graphConfig.inputSizes")),
+        "spec.nasConfig.graphConfig.inputSizes",
+        "must be set for enas",
     ),
     (
         "nas-operation-parameter",
@@ -767,9 +767,30 @@ def test_every_problem_is_reported_at_once(baseline_doc: Doc, errors_of: ErrorsO
 def test_nas_experiment_is_valid(baseline_doc: Doc, errors_of: ErrorsOf) -> None:
     nas_experiment(baseline_doc)
     # NAS trial parameters refer to what the NAS algorithm produces, not to spec.parameters.
-    baseline_doc["spec"]["trialTemplate"]["trialParameters"][0]["reference"] = "architecture"
+    nas_references(baseline_doc, "architecture", "nn_config")
     assert errors_of(baseline_doc) == []
     assert NAS_ALGORITHMS == {"enas", "darts"}
+
+
+def test_nas_operations_may_have_no_parameters(baseline_doc: Doc, errors_of: ErrorsOf) -> None:
+    # As Katib's darts-gpu.yaml writes skip_connection.
+    nas_experiment(baseline_doc)
+    nas_references(baseline_doc, "architecture", "nn_config")
+    baseline_doc["spec"]["nasConfig"]["operations"].append({"operationType": "skip_connection"})
+    assert errors_of(baseline_doc) == []
+    baseline_doc["spec"]["algorithm"] = {"algorithmName": "darts"}
+    baseline_doc["spec"]["objective"].pop("goal", None)
+    nas_references(baseline_doc, "search-space", "num-layers")
+    assert errors_of(baseline_doc) == []
+
+
+def nas_references(doc: Doc, *references: str) -> None:
+    """Point the baseline's trial parameters at what a NAS algorithm assigns (the rest at
+    trial metadata)."""
+    parameters = doc["spec"]["trialTemplate"]["trialParameters"]
+    extra = ["${trialSpec.Name}", "${trialSpec.Namespace}", "${trialSpec.Kind}"]
+    for parameter, reference in zip(parameters, [*references, *extra], strict=False):
+        parameter["reference"] = reference
 
 
 def test_kubeflow_job_primary_container_is_found(baseline_doc: Doc, errors_of: ErrorsOf) -> None:

@@ -161,6 +161,35 @@ def test_a_workload_deleted_by_someone_else_fails_the_trial(
     assert ended.ending == Ending.FAILED and "deleted" in ended.message
 
 
+def test_a_workload_deleted_before_its_create_call_returns_fails_the_trial(
+    kube_namespace: str, kube_api: KubeApi, launcher: KubernetesLauncher, events: Events,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The watch reports the deletion while the launcher is still in its create call."""
+    create = launcher.api.create
+    seen: list[str] = []
+    on_event = launcher._on_event
+
+    def recording(kind: str, obj: dict[str, Any]) -> None:
+        if (obj.get("metadata") or {}).get("name") == "exp-gone-early":
+            seen.append(kind)
+        on_event(kind, obj)
+
+    monkeypatch.setattr(launcher, "_on_event", recording)
+
+    def slow_create(body: dict[str, Any], namespace: str) -> dict[str, Any]:
+        created = create(body, namespace)
+        kube_api.delete("batch/v1", "Job", namespace, "exp-gone-early")
+        wait_for("the watch to see the deletion", lambda: "DELETED" in seen)
+        return created
+
+    monkeypatch.setattr(launcher.api, "create", slow_create)
+    launcher.launch(trial(kube_namespace, "exp-gone-early",
+                          job(["python3", "-c", "import time; time.sleep(120)"])), events)
+    ended = events.until_end(timeout=30)
+    assert ended.ending == Ending.FAILED and "deleted" in ended.message, ended
+
+
 def test_unknown_kind_and_invalid_workload_do_not_start(
     kube_namespace: str, launcher: KubernetesLauncher, events: Events
 ) -> None:

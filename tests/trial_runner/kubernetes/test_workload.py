@@ -47,12 +47,13 @@ def launch_of(manifest: dict[str, Any], collector: dict[str, Any] | None = None,
 
     spec = None if collector is None else MetricsCollectorSpec.model_validate(collector)
     formats = kw.pop("formats", None)
+    texts = kw.pop("text_metrics", ())
     return TrialLaunch(
         namespace="ns", experiment="exp", trial="exp-abc", manifest=copy.deepcopy(manifest),
         primary_container=kw.pop("primary", "training"), assignments={"lr": "0.1"},
         labels={"katib.kubeflow.org/experiment": "exp", "algo": "x"},
         push_env=kw.pop("push_env", PUSH_ENV),
-        collection=CollectionPlan(("loss", "acc"), spec, formats), **kw,
+        collection=CollectionPlan(("loss", "acc"), spec, formats, texts), **kw,
     )
 
 
@@ -98,6 +99,7 @@ def test_stdout_wraps_the_command_and_adds_the_sidecar() -> None:
     assert sidecar["command"] == ["python", "-m", "trial_runner"]
     assert "--sidecar" in sidecar["args"] and f"--path={STDOUT_FILE}" in sidecar["args"]
     assert "--metric-names=loss,acc" in sidecar["args"]
+    assert not any(a.startswith("--text-metrics") for a in sidecar["args"])
     assert env_of(sidecar)["KATIB_API_URL"] == "http://katib:8080"
     volumes = obj["spec"]["template"]["spec"]["volumes"]
     assert {"name": "katib-metrics", "emptyDir": {}} in volumes
@@ -277,3 +279,10 @@ def test_rendered_jobs_pass_kubernetes_validate_strict(kind: str) -> None:
     obj = prepare_workload(launch_of(JOB, collector), sidecar=SidecarSettings(),
                            owner_references=[owner], push_secret="katib-push-exp")
     kubernetes_validate.validate(obj, "1.37.0", strict=True)
+
+
+def test_the_sidecar_keeps_a_text_objective_as_text() -> None:
+    # DARTS' trials print Best-Genotype=Genotype(...): the controller asks for it as text.
+    obj = prepare_workload(launch_of(JOB, text_metrics=("loss",)), sidecar=SidecarSettings(),
+                           push_secret="katib-push-exp")
+    assert "--text-metrics=loss" in containers(obj)[SIDECAR_NAME]["args"]

@@ -345,6 +345,9 @@ def test_only_the_first_64_kib_are_examined() -> None:
     ],
 )
 def test_million_character_lines_are_fast(line: str) -> None:
+    """Linear, not quadratic: a line takes milliseconds on a quiet machine (the benchmark
+    measures it); a quadratic scan of a million characters would take hours, so the bound
+    is loose enough for a machine shared with other work and still catches that."""
     parsers = [
         MetricsParser(["loss"]),
         MetricsParser(["loss"], [r"([\w|-]+)\s*[:=]\s*([+-]?\d*(\.\d+)?)"]),
@@ -353,7 +356,7 @@ def test_million_character_lines_are_fast(line: str) -> None:
         start = time.perf_counter()
         parser.parse_line(line)
         parser.parse_line(line.encode())
-        assert time.perf_counter() - start < 1.0
+        assert time.perf_counter() - start < 10.0
 
 
 def test_binary_garbage_never_crashes() -> None:
