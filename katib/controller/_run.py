@@ -13,6 +13,7 @@ Nothing here knows where trials run: that is the launcher's business.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import Counter
@@ -38,7 +39,7 @@ from katib.controller._optimal import (
     objective_values,
     optimal_trial,
 )
-from katib.controller._owner import new_owner_id
+from katib.controller._owner import new_owner_id, owner_alive
 from katib.controller._reconcile import (
     Complete,
     ExperimentState,
@@ -166,15 +167,34 @@ class ExperimentRun:
     def start(self) -> None:
         """Claim the experiment, clean up after an interrupted run, build the algorithm.
 
+        The claim is taken only from no owner or from one that is gone, as the record read
+        says: a record read after another controller claimed the experiment names that live
+        controller, whose running trials are not this one's to stop. If anything fails after
+        the claim, the claim is released, so that the experiment is not left to a controller
+        that does not drive it.
+
         Raises:
             ConflictError: another controller drives it.
         """
         record = self.record
-        if not self.storage.claim(record.id, self.owner, expected=record.owner):
+        taken = record.owner not in (None, self.owner) and owner_alive(
+            record.owner, record.owner_heartbeat
+        )
+        if taken or not self.storage.claim(record.id, self.owner, expected=record.owner):
             raise ConflictError(
                 f"experiment {record.namespace}/{record.name} is being run by another process"
             )
         self._claimed = True
+        try:
+            self._resume()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the error that stopped the start matters
+                self._release()
+            raise
+
+    def _resume(self) -> None:
+        """What :meth:`start` does once the experiment is claimed."""
+        record = self.record
         self._inline_config_map()
         finished: list[TrialRecord] = []
         orphans: list[str] = []
