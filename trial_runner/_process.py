@@ -5,6 +5,12 @@ each command runs in its own session (process group), so that stopping it stops 
 started and a Ctrl-C in the user's terminal reaches the controller, which then stops the
 trials itself. One thread (the pump) watches every process's output, copies it to its log
 file and parses metrics from it as it comes, so the controller never waits on a pipe.
+
+A group is signalled only while its leader is not yet reaped: until then the leader's pid,
+which is the group's id, cannot be given to another process (another trial, started in a
+session of its own, would otherwise be stopped in its place). Exits are noticed without
+reaping (a pidfd, or ``waitid`` with ``WNOWAIT``); the leader is reaped last, once the group
+has been stopped.
 """
 
 from __future__ import annotations
@@ -73,6 +79,8 @@ class _Running:
     deadline_exceeded: bool = False
     #: Called once the process has ended, before its TrialEnded is sent.
     on_exit: Callable[[], None] | None = None
+    #: Held to signal the group and to reap the leader: never one after the other.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(eq=False)
@@ -200,7 +208,7 @@ class _Pump:
     def _timer(self, kind: str, target: _Stream | _Running, now: float) -> None:
         if kind == "sigkill":
             assert isinstance(target, _Running)
-            _signal_group(target.proc, signal.SIGKILL)
+            _signal_group(target, signal.SIGKILL)  # nothing once the trial has ended
             return
         assert isinstance(target, _Stream)
         stream = target
@@ -215,7 +223,7 @@ class _Pump:
             for collector in stream.spec.collectors:
                 stream.pending.extend(collector.poll())
             self._report(stream, now)
-            if stream.pidfd is None and stream.running.proc.poll() is not None:
+            if stream.pidfd is None and _has_exited(stream.running.proc):
                 self._exited(stream)
             if not stream.done:
                 self.schedule(now + _POLL_INTERVAL, "poll", stream)
@@ -246,7 +254,7 @@ class _Pump:
                 self._end(stream)
             elif stream.pidfd is None:
                 # No exit notification: look again at once, then at every poll.
-                if stream.running.proc.poll() is not None:
+                if _has_exited(stream.running.proc):
                     self._exited(stream)
             return
         stream.log.write(chunk)
@@ -291,10 +299,9 @@ class _Pump:
     def _fail(self, stream: _Stream, error: Exception) -> None:
         with contextlib.suppress(Exception):
             stream.log.write(f"\n[katib] reading trial output failed: {error}\n".encode())
-        if stream.running.proc.poll() is None:
-            # It still runs: the trial ends with its process, as with a reader thread that
-            # stopped reading; stop it rather than leave it unwatched.
-            _signal_group(stream.running.proc, signal.SIGKILL)
+        # The trial ends with its process, as with a reader thread that stopped reading:
+        # stop it rather than leave it unwatched.
+        _signal_group(stream.running, signal.SIGKILL)
         self._end(stream)
 
     def _end(self, stream: _Stream) -> None:
@@ -393,8 +400,7 @@ class ProcessRunner:
     def _finish(self, stream: _Stream) -> None:
         """The process ended and its output is read: report its end (any thread)."""
         running = stream.running
-        proc = running.proc
-        code = proc.wait()
+        _wait_exited(running.proc, None)
         pending = stream.pending
         for collector in stream.spec.collectors:
             # A collector must never keep the trial from ending, whatever it runs into.
@@ -404,7 +410,9 @@ class ProcessRunner:
                 collector.close()
         # As when a pod's container ends: whatever the trial left behind in its process
         # group (background helpers, data loaders) ends with it.
-        _signal_group(proc, signal.SIGKILL)
+        _signal_group(running, signal.SIGKILL)
+        with running.lock:
+            code = running.proc.wait()
         with self._lock:
             self._running.pop(running.name, None)
         if running.on_exit is not None:
@@ -418,7 +426,7 @@ class ProcessRunner:
             self._terminate(running)
 
     def _terminate(self, running: _Running) -> None:
-        _signal_group(running.proc, signal.SIGTERM)
+        _signal_group(running, signal.SIGTERM)
         pump = self._the_pump()
         at = time.monotonic() + self.grace_seconds
         pump.call(lambda: pump.schedule(at, "sigkill", running))
@@ -438,16 +446,13 @@ class ProcessRunner:
         for r in running:
             if r.kill_reason is None and not r.deadline_exceeded:
                 r.kill_reason = reason
-            _signal_group(r.proc, signal.SIGTERM)
+            _signal_group(r, signal.SIGTERM)
         deadline = time.monotonic() + wait
         for r in running:
-            remaining = deadline - time.monotonic()
-            try:
-                r.proc.wait(timeout=max(remaining, 0.01))
-            except subprocess.TimeoutExpired:
-                pass
-            # SIGKILL the group even after the leader exited: its children may live on.
-            _signal_group(r.proc, signal.SIGKILL)
+            _wait_exited(r.proc, deadline)
+            # SIGKILL the group even after the leader exited: its children may live on. (The
+            # pump reaps the leader; until then the group's id stays this trial's.)
+            _signal_group(r, signal.SIGKILL)
 
     def active(self) -> list[str]:
         with self._lock:
@@ -504,9 +509,35 @@ def describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+def _signal_group(running: _Running, sig: signal.Signals) -> None:
+    """Signal the trial's process group, unless its leader was reaped (the trial has ended:
+    its pid, the group's id, may belong to another process by now)."""
+    with running.lock:
+        if running.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(running.proc.pid, sig)
+
+
+def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the process has ended, without reaping it."""
+    if proc.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True  # reaped already
+
+
+def _wait_exited(proc: subprocess.Popen[bytes], deadline: float | None) -> None:
+    """Wait until the process has ended (or ``deadline``, a monotonic time), without
+    reaping it."""
+    if deadline is None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        return
+    while not _has_exited(proc) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def kill_by_environment(marks: dict[str, str]) -> int:
