@@ -18,8 +18,8 @@ ENV_AFTER = "KATIB_FAULT_AFTER"
 POINTS = (
     "after-suggest",  # the algorithm answered; nothing stored yet
     "while-saving-state",  # inside the transaction storing new trials and the algorithm state
-    "after-trial-row",  # trials and state stored; not launched
-    "after-launch",  # the workload runs; not recorded Running yet
+    "after-trial-row",  # trials (Running) and state stored; not launched
+    "after-launch",  # the workload runs (recorded Running before it started)
     "while-metrics",  # inside the transaction storing observations
     "while-finishing",  # inside the transaction storing a trial's end
 )

@@ -122,7 +122,11 @@ class FixedExperiments(ExperimentSource):
 
 
 class UnfinishedExperiments(ExperimentSource):
-    """Every unfinished experiment of the database that no live controller drives."""
+    """Every unfinished experiment of the database that no live controller drives.
+
+    One that the loop itself owns but does not drive (its start failed and the claim could
+    not be released) is taken again.
+    """
 
     finite = False
 
@@ -132,7 +136,9 @@ class UnfinishedExperiments(ExperimentSource):
     def take(self, loop: ControllerLoop) -> list[ExperimentRecord]:
         out = []
         for experiment_id, owner, heartbeat in self.storage.unfinished_experiments():
-            if loop.drives(experiment_id) or owner_alive(owner, heartbeat):
+            if loop.drives(experiment_id):
+                continue
+            if owner != loop.owner and owner_alive(owner, heartbeat):
                 continue
             out.append(self.storage.get_experiment_by_id(experiment_id))
         return out

@@ -13,10 +13,12 @@ Nothing here knows where trials run: that is the launcher's business.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from katib._faults import fault_point
@@ -37,7 +39,7 @@ from katib.controller._optimal import (
     objective_values,
     optimal_trial,
 )
-from katib.controller._owner import new_owner_id
+from katib.controller._owner import new_owner_id, owner_alive
 from katib.controller._reconcile import (
     Complete,
     ExperimentState,
@@ -57,7 +59,7 @@ from katib.records import (
     TrialState,
 )
 from katib.spec import Experiment, inline_config_map, render_trial_spec
-from katib.storage import ObservationPoint, Storage
+from katib.storage import NewEvent, ObservationPoint, Storage
 from suggestion import Algorithm, SearchSpace, get_algorithm
 from suggestion import TrialRecord as AlgorithmTrial
 from suggestion.early_stopping import EarlyStopping, TrialHistory, get_early_stopping
@@ -165,15 +167,34 @@ class ExperimentRun:
     def start(self) -> None:
         """Claim the experiment, clean up after an interrupted run, build the algorithm.
 
+        The claim is taken only from no owner or from one that is gone, as the record read
+        says: a record read after another controller claimed the experiment names that live
+        controller, whose running trials are not this one's to stop. If anything fails after
+        the claim, the claim is released, so that the experiment is not left to a controller
+        that does not drive it.
+
         Raises:
             ConflictError: another controller drives it.
         """
         record = self.record
-        if not self.storage.claim(record.id, self.owner, expected=record.owner):
+        taken = record.owner not in (None, self.owner) and owner_alive(
+            record.owner, record.owner_heartbeat
+        )
+        if taken or not self.storage.claim(record.id, self.owner, expected=record.owner):
             raise ConflictError(
                 f"experiment {record.namespace}/{record.name} is being run by another process"
             )
         self._claimed = True
+        try:
+            self._resume()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the error that stopped the start matters
+                self._release()
+            raise
+
+    def _resume(self) -> None:
+        """What :meth:`start` does once the experiment is claimed."""
+        record = self.record
         self._inline_config_map()
         finished: list[TrialRecord] = []
         orphans: list[str] = []
@@ -433,13 +454,28 @@ class ExperimentRun:
             )
             for assignments in suggestions
         ]
-        created = self.storage.create_trials(self.record, new, algorithm_state=state)
+        # Recorded Running with the state that produced them, before their workloads start
+        # (one transaction): a controller that dies from here on leaves them Running, and the
+        # next one stops what is left of them and runs them again.
+        created = self.storage.create_trials(
+            self.record, new, algorithm_state=state, started_at=now()
+        )
         fault_point("after-trial-row")
         for trial in created:
-            self.counts[TrialState.CREATED] += 1
+            self.counts[TrialState.RUNNING] += 1
             self.trials[trial.name] = trial
-            self.pending.append(trial.name)
-        self._launch_pending([t.name for t in created])
+        for i, trial in enumerate(created):
+            try:
+                self._launch(trial, recorded=True)
+            except BaseException:
+                # The rest were never handed to the launcher: they wait as Created ones do
+                # (the database says Running, which a crash turns into a rerun anyway).
+                for rest in created[i + 1 :]:
+                    self.counts[TrialState.RUNNING] -= 1
+                    self.counts[TrialState.CREATED] += 1
+                    rest.state = TrialState.CREATED
+                    self.pending.append(rest.name)
+                raise
         return True
 
     def _launch_pending(self, names: Sequence[str]) -> None:
@@ -506,29 +542,32 @@ class ExperimentRun:
         rule = self.early_stopping
         return MetricAccumulator(None if rule is None else rule.metric)
 
-    def _launch(self, trial: TrialRecord, *, attempt: int = 0) -> None:
+    def _launch(self, trial: TrialRecord, *, attempt: int = 0, recorded: bool = False) -> None:
         """Hand ``trial`` to the launcher; it counts as running from now on.
 
-        Raises StorageError (the database is away) before anything changed: the caller
-        keeps the trial pending and tries again later.
+        ``recorded``: the trial was stored Running already (created and launched at once).
+        Otherwise raises StorageError (the database is away) before anything changed: the
+        caller keeps the trial pending and tries again later.
         """
         try:
             launch = self.trial_launch(trial, attempt=attempt)
         except KatibError as e:
             self._finish(trial, Outcome(TrialState.FAILED, "InvalidTrialTemplate", str(e)))
             return
-        started_at = trial.started_at if attempt and trial.started_at else now()
-        message = trial.message if attempt else "Trial is running"
-        # Recorded before the workload starts: a controller that dies from here on leaves the
-        # trial Running, and the next one stops its workload and reports it (never an
-        # unrecorded second run). The pid, known later, stays in memory.
-        self.storage.start_trial(trial.id, started_at=started_at, message=message)
+        if not recorded:
+            started_at = trial.started_at if attempt and trial.started_at else now()
+            message = trial.message if attempt else "Trial is running"
+            # Recorded before the workload starts: a controller that dies from here on leaves
+            # the trial Running, and the next one stops its workload and reports it (never an
+            # unrecorded second run). The pid, known later, stays in memory.
+            self.storage.start_trial(trial.id, started_at=started_at, message=message)
+            trial.started_at, trial.reason, trial.message = started_at, "TrialRunning", message
+            if attempt == 0:
+                self.counts[trial.state] -= 1
+                self.counts[TrialState.RUNNING] += 1
+                trial.state = TrialState.RUNNING
         self.accumulators[trial.name] = self._accumulator()
-        trial.started_at, trial.reason, trial.message = started_at, "TrialRunning", message
         if attempt == 0:
-            self.counts[trial.state] -= 1
-            self.counts[TrialState.RUNNING] += 1
-            trial.state = TrialState.RUNNING
             limit = 0 if self.launcher.retries_failures else backoff_limit(launch.manifest)
             self._retries[trial.name] = (0, limit)
         try:
@@ -618,7 +657,53 @@ class ExperimentRun:
             objective=accumulator.objective(self.objective),
             pid=trial.pid,
         )
-        self.storage.finish_trial(trial.id, result, points)
+        ended = replace(
+            trial,
+            state=result.state,
+            reason=result.reason,
+            message=result.message,
+            exit_code=result.exit_code,
+            completed_at=result.completed_at,
+            metrics=result.metrics,
+            objective=result.objective,
+        )
+        # The end, its points, its event and a new optimal trial: one transaction.
+        events: list[NewEvent] = []
+        if result.state in NOTEWORTHY_STATES:
+            events.append(
+                NewEvent(
+                    result.reason or result.state.value,
+                    f"trial {trial.name} {result.state.value}: {result.message}",
+                    trial_name=trial.name,
+                    type="Normal" if result.state == TrialState.EARLY_STOPPED else "Warning",
+                )
+            )
+        better = ended.state in OPTIMAL_CANDIDATE_STATES and is_better_trial(
+            ended, self.best, self.objective
+        )
+        if better:
+            summary = ended.metrics.get(self.objective.objective_metric_name or "")
+            value = (
+                f"{ended.objective:.6g}"
+                if ended.objective is not None
+                else (summary.text if summary is not None and summary.text is not None else "")
+            )
+            events.append(
+                NewEvent(
+                    "NewOptimalTrial",
+                    f"trial {trial.name} is the best so far "
+                    f"({self.objective.objective_metric_name}={value[:200]})",
+                    trial_name=trial.name,
+                )
+            )
+        self.storage.finish_trial(
+            trial.id,
+            result,
+            points,
+            experiment_id=self.record.id,
+            optimal_trial_name=trial.name if better else None,
+            events=events,
+        )
         self.accumulators.pop(trial.name, None)
         trial.state, trial.reason, trial.message = result.state, result.reason, result.message
         trial.exit_code, trial.completed_at = result.exit_code, result.completed_at
@@ -636,14 +721,6 @@ class ExperimentRun:
             self.pending.remove(trial.name)
         self.recent.append(trial)
         del self.recent[:-RECENT]
-        if result.state in NOTEWORTHY_STATES:
-            self.storage.add_event(
-                self.record.id,
-                result.reason or result.state.value,
-                f"trial {trial.name} {result.state.value}: {result.message}",
-                trial_name=trial.name,
-                type="Normal" if result.state == TrialState.EARLY_STOPPED else "Warning",
-            )
         if result.state != TrialState.KILLED or result.reason != REASON_INTERRUPTED:
             self.exhausted = False  # new information: the algorithm may have more to say
             if self.algorithm is not None:
@@ -651,32 +728,12 @@ class ExperimentRun:
                     [self._for_algorithm(trial)],
                     [self._for_algorithm(t) for t in self.trials.values()],
                 )
-        self._consider_best(trial)
+        if better:
+            self.best = trial
+            self.record.optimal_trial_name = trial.name
         self.observer.trial_finished(self, trial)
         if self.completing is not None and not self.trials:
             self._close()
-
-    def _consider_best(self, trial: TrialRecord) -> None:
-        if trial.state not in OPTIMAL_CANDIDATE_STATES or not is_better_trial(
-            trial, self.best, self.objective
-        ):
-            return
-        self.best = trial
-        self.record.optimal_trial_name = trial.name
-        self.storage.update_experiment(self.record.id, optimal_trial_name=trial.name)
-        summary = trial.metrics.get(self.objective.objective_metric_name or "")
-        value = (
-            f"{trial.objective:.6g}"
-            if trial.objective is not None
-            else (summary.text if summary is not None and summary.text is not None else "")
-        )
-        self.storage.add_event(
-            self.record.id,
-            "NewOptimalTrial",
-            f"trial {trial.name} is the best so far "
-            f"({self.objective.objective_metric_name}={value[:200]})",
-            trial_name=trial.name,
-        )
 
     def kill_trial(self, trial_name: str) -> bool:
         """Have a running trial killed at a user's request; False if it is not running."""

@@ -17,7 +17,21 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,6 +99,16 @@ class ObservationPoint:
 
 
 @dataclass(frozen=True)
+class NewEvent:
+    """An event to store together with a trial's end (:meth:`Storage.finish_trial`)."""
+
+    reason: str
+    message: str
+    trial_name: str | None = None
+    type: str = "Normal"
+
+
+@dataclass(frozen=True)
 class EventRecord:
     id: int
     trial_name: str | None
@@ -124,6 +148,58 @@ def new_token() -> str:
     return "katib_" + secrets.token_urlsafe(32)
 
 
+# The controller's hot path: Core statements built once, executed on a connection (no ORM
+# unit of work, no statement built per call). A trial costs two transactions: its row (with
+# the algorithm state that produced it) and its end (with its last points and events).
+_TRIALS: Table = TrialRow.__table__  # type: ignore[assignment]
+_OBSERVATIONS: Table = ObservationRow.__table__  # type: ignore[assignment]
+_STATES: Table = AlgorithmStateRow.__table__  # type: ignore[assignment]
+_EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
+_EXPERIMENTS: Table = ExperimentRow.__table__  # type: ignore[assignment]
+_ACTIVE = (TrialState.CREATED.value, TrialState.RUNNING.value)
+_INSERT_TRIAL = insert(_TRIALS).returning(_TRIALS.c.id)
+_INSERT_OBSERVATIONS = insert(_OBSERVATIONS)
+_INSERT_EVENT = insert(_EVENTS)
+_INSERT_STATE = insert(_STATES)
+_UPDATE_STATE = (
+    update(_STATES)
+    .where(_STATES.c.experiment_id == bindparam("eid"))
+    .values(
+        algorithm=bindparam("algorithm"), state=bindparam("state"), updated_at=bindparam("at")
+    )
+)
+_FINISH_TRIAL = (
+    update(_TRIALS)
+    .where(_TRIALS.c.id == bindparam("tid"), _TRIALS.c.state.in_(_ACTIVE))
+    .values(
+        state=bindparam("state"),
+        reason=bindparam("reason"),
+        message=bindparam("message"),
+        completed_at=bindparam("completed_at"),
+        exit_code=bindparam("exit_code"),
+        metrics=bindparam("metrics"),
+        objective=bindparam("objective"),
+        pid=func.coalesce(bindparam("pid_value", type_=Integer), _TRIALS.c.pid),
+    )
+)
+_START_TRIAL = (
+    update(_TRIALS)
+    .where(_TRIALS.c.id == bindparam("tid"), _TRIALS.c.state.in_(_ACTIVE))
+    .values(
+        state=TrialState.RUNNING.value,
+        reason="TrialRunning",
+        message=bindparam("message"),
+        started_at=bindparam("started_at"),
+        pid=bindparam("pid_value"),
+    )
+)
+_SET_OPTIMAL = (
+    update(_EXPERIMENTS)
+    .where(_EXPERIMENTS.c.id == bindparam("eid"))
+    .values(optimal_trial_name=bindparam("optimal"))
+)
+
+
 class Storage(AccessStore, TrialTableStore):
     """Experiments, trials, observation logs, algorithm state and events in one database."""
 
@@ -149,6 +225,17 @@ class Storage(AccessStore, TrialTableStore):
         except SQLAlchemyError as e:
             return f"database unreachable: {type(e).__name__}"
         return None
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """One transaction on a connection, for Core statements (the hot path)."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as e:
+            raise StorageError(f"database error: {e}") from e
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -423,12 +510,16 @@ class Storage(AccessStore, TrialTableStore):
         trials: Sequence[tuple[dict[str, str], dict[str, str]]],
         *,
         algorithm_state: tuple[str, dict[str, Any]] | None = None,
+        started_at: float | None = None,
     ) -> list[TrialRecord]:
-        """New trials (assignments, labels) in state Created, and the algorithm's state.
+        """New trials (assignments, labels) and the algorithm's state, in one transaction.
 
-        One transaction: the trials an algorithm suggested and the state it was in after
-        suggesting them are stored together, so that a crash can't keep one without the other.
+        The trials an algorithm suggested and the state it was in after suggesting them are
+        stored together, so that a crash can't keep one without the other. They are Created;
+        with ``started_at``, already Running (a controller that launches them at once records
+        them Running before their workloads start, without a second transaction).
         """
+        running = started_at is not None
         for _ in range(20):
             t = now()
             rows = [
@@ -437,27 +528,27 @@ class Storage(AccessStore, TrialTableStore):
                     "namespace": experiment.namespace,
                     "name": f"{experiment.name}-{_suffix()}",
                     "assignments": dict(assignments),
-                    "state": TrialState.CREATED.value,
-                    "reason": "TrialCreated",
-                    "message": "Trial is created",
+                    "state": (TrialState.RUNNING if running else TrialState.CREATED).value,
+                    "reason": "TrialRunning" if running else "TrialCreated",
+                    "message": "Trial is running" if running else "Trial is created",
                     "created_at": t,
+                    "started_at": started_at,
                     "metrics": {},
                     "labels": dict(labels),
                 }
                 for assignments, labels in trials
             ]
             try:
-                with self._session() as s:
-                    ids = [
-                        s.execute(insert(TrialRow).returning(TrialRow.id), [row]).scalar_one()
-                        for row in rows
-                    ]
+                with self._begin() as conn:
+                    ids = [conn.execute(_INSERT_TRIAL, row).scalar_one() for row in rows]
                     fault_point("while-saving-state")
                     if algorithm_state is not None:
-                        _save_state(s, experiment.id, *algorithm_state)
+                        _save_state(conn, experiment.id, *algorithm_state)
             except IntegrityError:
                 continue  # name collision in the namespace: draw other suffixes
-            return [_trial(TrialRow(id=i, **row)) for i, row in zip(ids, rows, strict=True)]
+            return [_trial_from({**row, "id": i, "completed_at": None, "exit_code": None,
+                                 "pid": None, "objective": None})
+                    for i, row in zip(ids, rows, strict=True)]
         raise StorageError("could not find free trial names after 20 attempts")
 
     def get_trial(self, namespace: str, name: str) -> TrialRecord:
@@ -606,31 +697,41 @@ class Storage(AccessStore, TrialTableStore):
         Raises:
             TrialFinishedError: the trial has finished: finished trials are never changed.
         """
-        self._change_active_trial(
-            trial_id,
-            {
-                "state": TrialState.RUNNING.value,
-                "reason": "TrialRunning",
-                "message": message,
-                "started_at": started_at,
-                "pid": pid,
-            },
-        )
+        params = {"tid": trial_id, "message": message, "started_at": started_at, "pid_value": pid}
+        with self._begin() as conn:
+            if not conn.execute(_START_TRIAL, params).rowcount:
+                raise self._finished(conn, trial_id)
 
     def finish_trial(
         self,
         trial_id: int,
         result: TrialResult,
         observations: Sequence[ObservationPoint] = (),
+        *,
+        experiment_id: int | None = None,
+        optimal_trial_name: str | None = None,
+        events: Sequence[NewEvent] = (),
     ) -> None:
         """Store how a trial ended, with its last observations, in one transaction.
+
+        Args:
+            trial_id: The trial.
+            result: How it ended.
+            observations: Its last metric points.
+            experiment_id: Its experiment (needed with the next two).
+            optimal_trial_name: The experiment's new optimal trial, recorded with the end.
+            events: Events of the experiment recorded with the end (why it failed, a new
+                best).
 
         Raises:
             TrialFinishedError: the trial has finished already: finished trials are immutable.
         """
         if not result.state.is_finished:
             raise ValueError(f"{result.state.value} is not a finished state")
-        values = {
+        if (optimal_trial_name is not None or events) and experiment_id is None:
+            raise ValueError("optimal_trial_name and events need the experiment_id")
+        params = {
+            "tid": trial_id,
             "state": result.state.value,
             "reason": result.reason,
             "message": result.message,
@@ -638,10 +739,32 @@ class Storage(AccessStore, TrialTableStore):
             "exit_code": result.exit_code,
             "metrics": {k: v.to_json() for k, v in result.metrics.items()},
             "objective": result.objective,
+            "pid_value": result.pid,
         }
-        if result.pid is not None:
-            values["pid"] = result.pid
-        self._change_active_trial(trial_id, values, observations)
+        with self._begin() as conn:
+            if not conn.execute(_FINISH_TRIAL, params).rowcount:
+                raise self._finished(conn, trial_id)
+            if observations:
+                conn.execute(_INSERT_OBSERVATIONS, _observation_rows(trial_id, observations))
+            if optimal_trial_name is not None:
+                conn.execute(_SET_OPTIMAL, {"eid": experiment_id, "optimal": optimal_trial_name})
+            if events:
+                t = now()
+                conn.execute(
+                    _INSERT_EVENT,
+                    [
+                        {
+                            "experiment_id": experiment_id,
+                            "trial_name": e.trial_name,
+                            "type": e.type,
+                            "reason": e.reason,
+                            "message": e.message,
+                            "created_at": t,
+                        }
+                        for e in events
+                    ],
+                )
+            fault_point("while-finishing")
 
     def reset_trial(self, trial_id: int) -> None:
         """Forget a trial's run so that it runs again from scratch.
@@ -679,29 +802,8 @@ class Storage(AccessStore, TrialTableStore):
                 raise self._finished(s, trial_id)
             s.execute(delete(ObservationRow).where(ObservationRow.trial_id == trial_id))
 
-    def _change_active_trial(
-        self,
-        trial_id: int,
-        values: dict[str, Any],
-        observations: Sequence[ObservationPoint] = (),
-    ) -> None:
-        """Update a trial that has not finished; refuse (and write nothing) if it has."""
-        active = [TrialState.CREATED.value, TrialState.RUNNING.value]
-        with self._session() as s:
-            result = s.execute(
-                update(TrialRow)
-                .where(TrialRow.id == trial_id, TrialRow.state.in_(active))
-                .values(values)
-            )
-            if not getattr(result, "rowcount", 0):
-                raise self._finished(s, trial_id)
-            if observations:
-                s.execute(insert(ObservationRow), _observation_rows(trial_id, observations))
-            if values.get("completed_at") is not None:
-                fault_point("while-finishing")
-
     @staticmethod
-    def _finished(s: Session, trial_id: int) -> KatibError:
+    def _finished(s: Session | Connection, trial_id: int) -> KatibError:
         row = s.execute(
             select(TrialRow.namespace, TrialRow.name, TrialRow.state).where(TrialRow.id == trial_id)
         ).first()
@@ -717,8 +819,8 @@ class Storage(AccessStore, TrialTableStore):
     def add_observations(self, trial_id: int, observations: Sequence[ObservationPoint]) -> None:
         if not observations:
             return
-        with self._session() as s:
-            s.execute(insert(ObservationRow), _observation_rows(trial_id, observations))
+        with self._begin() as conn:
+            conn.execute(_INSERT_OBSERVATIONS, _observation_rows(trial_id, observations))
             fault_point("while-metrics")
 
     def get_observations(
@@ -772,8 +874,8 @@ class Storage(AccessStore, TrialTableStore):
     def save_algorithm_state(
         self, experiment_id: int, algorithm: str, state: dict[str, Any]
     ) -> None:
-        with self._session() as s:
-            _save_state(s, experiment_id, algorithm, state)
+        with self._begin() as conn:
+            _save_state(conn, experiment_id, algorithm, state)
 
     def load_algorithm_state(self, experiment_id: int) -> tuple[str, dict[str, Any]] | None:
         with self._session() as s:
@@ -896,16 +998,17 @@ class Storage(AccessStore, TrialTableStore):
         trial_name: str | None = None,
         type: str = "Normal",
     ) -> None:
-        with self._session() as s:
-            s.add(
-                EventRow(
-                    experiment_id=experiment_id,
-                    trial_name=trial_name,
-                    type=type,
-                    reason=reason,
-                    message=message,
-                    created_at=now(),
-                )
+        with self._begin() as conn:
+            conn.execute(
+                _INSERT_EVENT,
+                {
+                    "experiment_id": experiment_id,
+                    "trial_name": trial_name,
+                    "type": type,
+                    "reason": reason,
+                    "message": message,
+                    "created_at": now(),
+                },
             )
 
     def list_events(self, experiment_id: int) -> list[EventRecord]:
@@ -957,15 +1060,16 @@ def _suffix() -> str:
     return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(8))
 
 
-def _save_state(s: Session, experiment_id: int, algorithm: str, state: dict[str, Any]) -> None:
-    values = {"algorithm": algorithm, "state": state, "updated_at": now()}
-    result = s.execute(
-        update(AlgorithmStateRow)
-        .where(AlgorithmStateRow.experiment_id == experiment_id)
-        .values(values)
-    )
-    if not getattr(result, "rowcount", 0):
-        s.execute(insert(AlgorithmStateRow).values(experiment_id=experiment_id, **values))
+def _save_state(
+    conn: Connection, experiment_id: int, algorithm: str, state: dict[str, Any]
+) -> None:
+    params = {"eid": experiment_id, "algorithm": algorithm, "state": state, "at": now()}
+    if not conn.execute(_UPDATE_STATE, params).rowcount:
+        conn.execute(
+            _INSERT_STATE,
+            {"experiment_id": experiment_id, "algorithm": algorithm, "state": state,
+             "updated_at": params["at"]},
+        )
 
 
 def _observation_rows(

@@ -596,3 +596,53 @@ def test_leftovers_of_a_trial_that_ended_on_its_own_are_stopped(
     assert events.exited("t").exit_code == 0
     grandchild = grandchild_pid(spec.log_path)
     wait_for(lambda: gone(grandchild), 5, "the grandchild to end with its trial")
+
+
+@pytest.fixture
+def signals_after_reaping(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Every process group signalled after its leader (a child of this process) was reaped.
+
+    Once reaped, the leader's pid is free: a new process (another trial, started in a
+    session of its own) may get it, and the signal would stop that one instead.
+    """
+    late: list[tuple[int, int]] = []
+    killpg = os.killpg
+
+    def checked(pgid: int, sig: int) -> None:
+        try:
+            os.waitid(os.P_PID, pgid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            late.append((pgid, sig))
+        killpg(pgid, sig)
+
+    monkeypatch.setattr(os, "killpg", checked)
+    return late
+
+
+def test_no_group_is_signalled_after_its_leader_was_reaped(
+    new_launcher: Callable[[float], ProcessRunner],
+    events: Events,
+    tmp_path: Path,
+    signals_after_reaping: list[tuple[int, int]],
+) -> None:
+    launcher = new_launcher(0.3)
+    ready = "import time\nprint('ready', flush=True)\ntime.sleep(60)"
+    specs = {
+        "ends": make_spec(tmp_path, "ends", python("print('loss=1')")),
+        # Stopped: SIGTERM ends it at once, well before the SIGKILL of the grace is due.
+        "killed": make_spec(tmp_path, "killed", python(ready)),
+        "expired": make_spec(tmp_path, "expired", python(ready), deadline_seconds=0.2),
+        "interrupted": make_spec(tmp_path, "interrupted", python(ready)),
+    }
+    for name, spec in specs.items():
+        launcher.start(name, spec, events)
+    assert events.exited("ends").exit_code == 0
+    wait_for(lambda: "ready" in log_text(specs["killed"].log_path), 10, "the trial to start")
+    launcher.kill("killed", KillReason.USER)
+    assert events.exited("killed").exit_code == -signal.SIGTERM
+    assert events.exited("expired").ending == Ending.DEADLINE_EXCEEDED
+    wait_for(lambda: "ready" in log_text(specs["interrupted"].log_path), 10, "the trial to start")
+    launcher.kill_all(KillReason.INTERRUPTED, wait=2.0)
+    assert events.exited("interrupted").exit_code == -signal.SIGTERM
+    time.sleep(1.0)  # past every grace period: a SIGKILL still due would have been sent
+    assert signals_after_reaping == []

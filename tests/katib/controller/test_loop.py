@@ -19,7 +19,9 @@ from katib.controller import (
     ControllerLoop,
     FixedExperiments,
     RunObserver,
+    UnfinishedExperiments,
     admit,
+    live_owner,
     new_owner_id,
 )
 from katib.records import (
@@ -535,6 +537,62 @@ def test_a_second_loop_cannot_take_a_driven_experiment(storage: Storage, tmp_pat
 
     with pytest.raises(ConflictError, match="being run by another"):
         loop.run(handle_signals=False)
+
+
+def test_a_scan_never_takes_an_experiment_claimed_after_it_looked(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two servers scan at once: one saw the experiment free, then the other claimed it and
+    # launched its first trials before the first read the record. Taking it from the live
+    # owner would stop that owner's running trials and run them a second time.
+    record = admit(storage, parse_experiment(experiment()), source_dir=str(tmp_path))
+    with live_owner() as other:
+        assert storage.claim(record.id, other, expected=None)
+        running = storage.create_trials(
+            record, [({"x": "1.0"}, {}), ({"x": "2.0"}, {})], started_at=100.0
+        )
+        monkeypatch.setattr(storage, "unfinished_experiments", lambda: [(record.id, None, None)])
+        launcher = FakeLauncher(completes(x_of))
+        loop = ControllerLoop(
+            storage, launcher, logs_root=tmp_path / "logs", source=UnfinishedExperiments(storage)
+        )
+        assert loop.start_experiments() == []
+        assert launcher.cleaned == [] and launcher.launches == []
+        assert storage.get_experiment_by_id(record.id).owner == other
+        assert [t.state for t in trials(storage, record)] == [TrialState.RUNNING] * 2
+        assert [t.name for t in trials(storage, record)] == [t.name for t in running]
+
+
+def test_a_start_that_fails_after_its_claim_releases_the_experiment(
+    storage: Storage, tmp_path: Path
+) -> None:
+    # The dead owner's trial ends while the new controller recovers it (a user's kill):
+    # resetting it is refused. The experiment must not stay claimed by a controller that
+    # does not drive it, or it never finishes.
+    from katib.records import TrialResult
+
+    record = admit(storage, parse_experiment(experiment()), source_dir=str(tmp_path))
+    gone = new_owner_id()  # of this process, never registered: not alive
+    assert storage.claim(record.id, gone, expected=None)
+    [left] = storage.create_trials(record, [({"x": "1.0"}, {})], started_at=100.0)
+
+    class EndsWhileCleaned(FakeLauncher):
+        def clean_up(self, trial: str, pid: int | None, started_at: float | None) -> None:
+            super().clean_up(trial, pid, started_at)
+            if len(self.cleaned) == 1:
+                storage.finish_trial(
+                    left.id, TrialResult(TrialState.KILLED, "KilledByUser", "killed", 200.0)
+                )
+
+    launcher = EndsWhileCleaned(completes(x_of))
+    loop = ControllerLoop(
+        storage, launcher, logs_root=tmp_path / "logs", source=UnfinishedExperiments(storage)
+    )
+    assert loop.start_experiments() == []
+    assert storage.get_experiment_by_id(record.id).owner is None
+    # The next scan takes it and drives it.
+    [run] = loop.start_experiments()
+    assert run.record.id == record.id and not run.done
 
 
 # --- the database goes away -----------------------------------------------------------------
