@@ -195,13 +195,7 @@ class KfpLauncher(Launcher):
     # The launcher interface ------------------------------------------------------------------
 
     def launch(self, launch: TrialLaunch, sink: EventSink) -> None:
-        trial = _Trial(launch, sink)
-        with self._lock:
-            self._trials[launch.trial] = trial
-        thread = threading.Thread(
-            target=self._guarded, args=(trial,), name=f"katib-kfp-{launch.trial}", daemon=True
-        )
-        thread.start()
+        self._start(_Trial(launch, sink))
 
     def adopt(self, launch: TrialLaunch, sink: EventSink) -> bool:
         """Follow the run a stopped or dead controller created for this trial (the newest run
@@ -221,15 +215,8 @@ class KfpLauncher(Launcher):
             return False
         if run is None:
             return False
-        trial = _Trial(launch, sink, run_id=str(run["run_id"]))
-        with self._lock:
-            self._trials[launch.trial] = trial
-        log.info("adopted KFP run %s of trial %s", trial.run_id, launch.trial)
-        thread = threading.Thread(
-            target=self._guarded, args=(trial, api), name=f"katib-kfp-{launch.trial}",
-            daemon=True,
-        )
-        thread.start()
+        log.info("adopted KFP run %s of trial %s", run["run_id"], launch.trial)
+        self._start(_Trial(launch, sink, run_id=str(run["run_id"])), adopted=api)
         return True
 
     def kill(self, trial: str, reason: KillReason, message: str = "") -> None:
@@ -262,6 +249,15 @@ class KfpLauncher(Launcher):
             return list(self._trials)
 
     # Following one run -----------------------------------------------------------------------
+
+    def _start(self, trial: _Trial, adopted: KfpApi | None = None) -> None:
+        """Follow ``trial`` in a thread of its own: create its run, or watch ``adopted``'s."""
+        with self._lock:
+            self._trials[trial.launch.trial] = trial
+        threading.Thread(
+            target=self._guarded, args=(trial, adopted), name=f"katib-kfp-{trial.launch.trial}",
+            daemon=True,
+        ).start()
 
     def _guarded(self, trial: _Trial, adopted: KfpApi | None = None) -> None:
         try:
